@@ -1,0 +1,3 @@
+#pragma once
+// placeholder umbrella header (being written)
+#define XGRAD_VERSION_MAJOR 0
