@@ -1,3 +1,19 @@
 #pragma once
-// placeholder umbrella header (being written)
+// xgrad: the whole library in one include.
 #define XGRAD_VERSION_MAJOR 0
+#define XGRAD_VERSION_MINOR 1
+#define XGRAD_VERSION_PATCH 0
+
+#include "core/config.hpp"
+#include "core/error.hpp"
+#include "core/rng.hpp"
+#include "core/shape.hpp"
+#include "core/tensor.hpp"
+#include "core/xtensor_interop.hpp"
+
+#include "autodiff/parameter.hpp"
+#include "backend/cpu/thread_pool.hpp"
+#include "expr/functions.hpp"
+#include "expr/reduce.hpp"
+#include "autodiff/backward.hpp"
+#include "autodiff/gradcheck.hpp"

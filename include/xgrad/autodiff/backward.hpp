@@ -1,0 +1,70 @@
+#pragma once
+// eval() and backward(): the two ways to run an expression.
+#include <type_traits>
+
+#include "../backend/cpu/engine.hpp"
+#include "../expr/reduce.hpp"
+
+namespace xgrad {
+
+namespace detail {
+template <class E>
+struct full_sum_root : std::false_type {};
+template <class E>
+struct full_sum_root<reduce_node<reductions::sum, E, true>> : std::true_type {
+    using reduction = reductions::sum;
+};
+template <class E>
+struct full_sum_root<reduce_node<reductions::mean, E, true>> : std::true_type {
+    using reduction = reductions::mean;
+};
+template <class E>
+struct is_reduce : std::false_type {};
+template <class R, class E, bool F>
+struct is_reduce<reduce_node<R, E, F>> : std::true_type {};
+}  // namespace detail
+
+/// Computes an expression (no gradients) into a new contiguous tensor.
+template <operand X>
+auto eval(X&& x) {
+    auto e = as_expr(std::forward<X>(x));
+    using E = decltype(e);
+    if constexpr (detail::is_reduce<E>::value)
+        return e.forward_value();
+    else
+        return detail::cpu_eval(e);
+}
+
+/// Reverse mode: accumulates d(expr)/d(leaf) into every parameter's grad() and returns the
+/// expression's value. `expr` must reduce to a scalar; sum(...) and mean(...) at the root
+/// run value and all gradients in one fused loop.
+template <expression E>
+typename E::value_type backward(const E& e) {
+    static_assert(E::is_scalar,
+                  "xgrad::backward(expr): expr must reduce to a scalar: wrap it in sum()/mean(), or pass the "
+                  "upstream gradient explicitly with backward(expr, upstream)");
+    using T = typename E::value_type;
+    if constexpr (detail::full_sum_root<E>::value && E::has_grad) {
+        using Red = typename detail::full_sum_root<E>::reduction;
+        if constexpr (std::is_same_v<Red, reductions::mean>) {
+            const auto n = numel(e.e.shape());
+            if (n == 0) return T(NAN);
+            return detail::cpu_sum_backward(e.e, T(1) / T(n));
+        } else {
+            return detail::cpu_sum_backward(e.e, T(1));
+        }
+    } else {
+        return detail::cpu_value_backward(e);
+    }
+}
+
+/// Reverse mode with an explicit upstream gradient (broadcastable to expr's shape).
+template <expression E>
+void backward(const E& e, const tensor<typename E::value_type>& upstream) {
+    if (broadcast_shapes(e.shape(), upstream.shape(), "backward") != e.shape())
+        throw shape_error("backward: upstream gradient of shape " + to_string(upstream.shape()) +
+                          " does not broadcast to the expression's shape " + to_string(e.shape()));
+    detail::cpu_backward(e, upstream);
+}
+
+}  // namespace xgrad

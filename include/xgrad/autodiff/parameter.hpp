@@ -1,0 +1,93 @@
+#pragma once
+// Differentiable leaves. A parameter is a shared handle (like a tensor): copies refer to the
+// same value and gradient, so an expression that captured it never dangles.
+#include <memory>
+#include <string>
+
+#include "../core/tensor.hpp"
+
+namespace xgrad {
+
+namespace detail {
+
+/// A value and its gradient buffer. The gradient is "logically zero" after zero_grad() without
+/// touching memory; the next backward pass then writes it instead of reading and adding.
+template <class T>
+struct grad_state {
+    tensor<T> value;
+    tensor<T> grad_storage;
+    bool grad_zero = true;      // gradient is logically zero
+    bool zero_filled = false;   // ... and its memory actually holds zeros
+    bool requires_grad = true;
+    std::string name;
+
+    explicit grad_state(tensor<T> v, std::string n = {})
+        : value(std::move(v)), grad_storage(tensor<T>::uninitialized(value.shape())), name(std::move(n)) {}
+
+    /// The gradient as a tensor (zeros when nothing has been accumulated).
+    const tensor<T>& grad() {
+        if (grad_zero && !zero_filled) {
+            grad_storage.fill(T(0));
+            zero_filled = true;
+        }
+        return grad_storage;
+    }
+    /// Makes memory agree with the logical value so that the caller may accumulate into it.
+    tensor<T>& grad_for_accumulate() {
+        grad();
+        grad_zero = false;
+        zero_filled = false;
+        return grad_storage;
+    }
+    void zero_grad() {
+        grad_zero = true;
+        zero_filled = false;
+    }
+};
+
+}  // namespace detail
+
+/// A trainable leaf: value() and grad() tensors of the same shape. backward() accumulates into
+/// grad() like PyTorch; zero_grad() clears it in O(1).
+template <class T>
+class parameter {
+public:
+    using value_type = T;
+
+    parameter() = default;
+    explicit parameter(tensor<T> value, std::string name = {})
+        : s_(std::make_shared<detail::grad_state<T>>(std::move(value), std::move(name))) {}
+
+    const tensor<T>& value() const { return s_->value; }
+    const tensor<T>& grad() const { return s_->grad(); }
+    void zero_grad() const { s_->zero_grad(); }
+
+    bool requires_grad() const { return s_->requires_grad; }
+    const parameter& requires_grad(bool on) const {
+        s_->requires_grad = on;
+        return *this;
+    }
+
+    const shape_t& shape() const { return s_->value.shape(); }
+    std::size_t size() const { return s_->value.size(); }
+    const std::string& name() const { return s_->name; }
+    void set_name(std::string n) const { s_->name = std::move(n); }
+
+    /// True when both handles refer to the same parameter.
+    bool same(const parameter& o) const { return s_ == o.s_; }
+
+    detail::grad_state<T>& state() const { return *s_; }
+    const std::shared_ptr<detail::grad_state<T>>& state_ptr() const { return s_; }
+
+private:
+    std::shared_ptr<detail::grad_state<T>> s_;
+};
+
+/// Makes a trainable leaf from a tensor (shares its storage).
+template <class T>
+parameter<T> param(tensor<T> value, std::string name = {}) {
+    static_assert(std::is_floating_point_v<T>, "xgrad::param: parameters must hold float or double");
+    return parameter<T>(std::move(value), std::move(name));
+}
+
+}  // namespace xgrad

@@ -1,0 +1,137 @@
+#pragma once
+// A small persistent thread pool for xgrad's own CPU loops.
+// The pool never oversubscribes: one worker per core at most (xgrad::set_num_threads), a nested
+// or concurrent call runs on the calling thread alone, and BLAS threading is set separately.
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace xgrad {
+
+namespace detail {
+inline std::size_t default_num_threads() {
+    if (const char* env = std::getenv("XGRAD_NUM_THREADS")) {
+        const long n = std::strtol(env, nullptr, 10);
+        if (n > 0) return static_cast<std::size_t>(n);
+    }
+    const unsigned hc = std::thread::hardware_concurrency();
+    return hc ? hc : 1;
+}
+inline std::size_t& num_threads_setting() {
+    static std::size_t n = default_num_threads();
+    return n;
+}
+}  // namespace detail
+
+/// Threads xgrad's CPU loops use (default: hardware threads, or $XGRAD_NUM_THREADS).
+inline std::size_t num_threads() { return detail::num_threads_setting(); }
+/// Sets the thread count for xgrad's CPU loops (>= 1).
+inline void set_num_threads(std::size_t n) { detail::num_threads_setting() = n ? n : 1; }
+
+namespace detail {
+
+class thread_pool {
+public:
+    thread_pool() = default;
+    thread_pool(const thread_pool&) = delete;
+    thread_pool& operator=(const thread_pool&) = delete;
+    ~thread_pool() {
+        {
+            std::lock_guard lk(m_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        for (auto& t : workers_) t.join();
+    }
+
+    /// Runs f(0) ... f(n-1) concurrently, f(0) on the calling thread; returns when all are done.
+    /// Rethrows the first exception a task threw.
+    void run(std::size_t n, const std::function<void(std::size_t)>& f) {
+        if (n <= 1 || in_task()) {
+            for (std::size_t i = 0; i < n; ++i) f(i);
+            return;
+        }
+        std::unique_lock busy(run_mutex_, std::try_to_lock);
+        if (!busy.owns_lock()) {  // another thread is using the pool: don't wait, run here
+            for (std::size_t i = 0; i < n; ++i) f(i);
+            return;
+        }
+        ensure_workers(n - 1);
+        {
+            std::lock_guard lk(m_);
+            job_ = &f;
+            tasks_ = n - 1;
+            pending_ = n - 1;
+            error_ = nullptr;
+            ++generation_;
+        }
+        cv_.notify_all();
+        run_task(f, 0);
+        std::unique_lock lk(m_);
+        done_cv_.wait(lk, [&] { return pending_ == 0; });
+        job_ = nullptr;
+        if (error_) std::rethrow_exception(error_);
+    }
+
+private:
+    static bool& in_task() {
+        thread_local bool flag = false;
+        return flag;
+    }
+    void run_task(const std::function<void(std::size_t)>& f, std::size_t i) {
+        in_task() = true;
+        try {
+            f(i);
+        } catch (...) {
+            std::lock_guard lk(m_);
+            if (!error_) error_ = std::current_exception();
+        }
+        in_task() = false;
+    }
+    void ensure_workers(std::size_t k) {
+        while (workers_.size() < k) {
+            const std::size_t id = workers_.size() + 1;
+            workers_.emplace_back([this, id] { worker_loop(id); });
+        }
+    }
+    void worker_loop(std::size_t id) {
+        std::size_t seen = 0;
+        for (;;) {
+            const std::function<void(std::size_t)>* job = nullptr;
+            {
+                std::unique_lock lk(m_);
+                cv_.wait(lk, [&] { return stop_ || (generation_ != seen && job_ && id <= tasks_); });
+                if (stop_) return;
+                seen = generation_;
+                job = job_;
+            }
+            run_task(*job, id);
+            std::lock_guard lk(m_);
+            if (--pending_ == 0) done_cv_.notify_one();
+        }
+    }
+
+    std::mutex run_mutex_;
+    std::mutex m_;
+    std::condition_variable cv_, done_cv_;
+    std::vector<std::thread> workers_;
+    const std::function<void(std::size_t)>* job_ = nullptr;
+    std::size_t tasks_ = 0, pending_ = 0, generation_ = 0;
+    std::exception_ptr error_;
+    bool stop_ = false;
+};
+
+inline thread_pool& pool() {
+    static thread_pool p;
+    return p;
+}
+
+/// Runs f(tid) for tid in [0, n) on the pool.
+inline void parallel_run(std::size_t n, const std::function<void(std::size_t)>& f) { pool().run(n, f); }
+
+}  // namespace detail
+}  // namespace xgrad

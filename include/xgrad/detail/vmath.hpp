@@ -1,0 +1,97 @@
+#pragma once
+// One math vocabulary for scalars and SIMD batches, so each op's rule is written once
+// and instantiated for float, double, xsimd::batch<float>, xsimd::batch<double>.
+#include <cmath>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../core/config.hpp"
+
+namespace xgrad::detail {
+
+template <class V>
+struct is_batch : std::false_type {};
+template <class T, class A>
+struct is_batch<xsimd::batch<T, A>> : std::true_type {};
+template <class V>
+inline constexpr bool is_batch_v = is_batch<V>::value;
+
+/// The SIMD batch xgrad's CPU loops use for element type T (best arch of the compile flags).
+template <class T>
+using simd_t = xsimd::batch<T>;
+
+namespace vm {
+
+// --- scalars -----------------------------------------------------------------
+template <class T>
+    requires std::is_floating_point_v<T>
+XGRAD_HD XGRAD_INLINE T exp(T x) { return std::exp(x); }
+template <class T>
+    requires std::is_floating_point_v<T>
+XGRAD_HD XGRAD_INLINE T log(T x) { return std::log(x); }
+template <class T>
+    requires std::is_floating_point_v<T>
+XGRAD_HD XGRAD_INLINE T sqrt(T x) { return std::sqrt(x); }
+template <class T>
+    requires std::is_floating_point_v<T>
+XGRAD_HD XGRAD_INLINE T tanh(T x) { return std::tanh(x); }
+template <class T>
+    requires std::is_floating_point_v<T>
+XGRAD_HD XGRAD_INLINE T erf(T x) { return std::erf(x); }
+template <class T>
+    requires std::is_floating_point_v<T>
+XGRAD_HD XGRAD_INLINE T abs(T x) { return std::fabs(x); }
+template <class T>
+    requires std::is_floating_point_v<T>
+XGRAD_HD XGRAD_INLINE T pow(T x, T p) { return std::pow(x, p); }
+template <class T>
+    requires std::is_floating_point_v<T>
+XGRAD_HD XGRAD_INLINE T max(T a, T b) { return a > b ? a : b; }
+template <class T>
+    requires std::is_floating_point_v<T>
+XGRAD_HD XGRAD_INLINE T min(T a, T b) { return a < b ? a : b; }
+template <class T>
+    requires std::is_floating_point_v<T>
+XGRAD_HD XGRAD_INLINE T select(bool c, T a, T b) { return c ? a : b; }
+
+// --- SIMD batches ------------------------------------------------------------
+template <class T, class A>
+XGRAD_INLINE xsimd::batch<T, A> exp(const xsimd::batch<T, A>& x) { return xsimd::exp(x); }
+template <class T, class A>
+XGRAD_INLINE xsimd::batch<T, A> log(const xsimd::batch<T, A>& x) { return xsimd::log(x); }
+template <class T, class A>
+XGRAD_INLINE xsimd::batch<T, A> sqrt(const xsimd::batch<T, A>& x) { return xsimd::sqrt(x); }
+template <class T, class A>
+XGRAD_INLINE xsimd::batch<T, A> tanh(const xsimd::batch<T, A>& x) { return xsimd::tanh(x); }
+template <class T, class A>
+XGRAD_INLINE xsimd::batch<T, A> erf(const xsimd::batch<T, A>& x) { return xsimd::erf(x); }
+template <class T, class A>
+XGRAD_INLINE xsimd::batch<T, A> abs(const xsimd::batch<T, A>& x) { return xsimd::abs(x); }
+template <class T, class A>
+XGRAD_INLINE xsimd::batch<T, A> pow(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& p) { return xsimd::pow(x, p); }
+template <class T, class A>
+XGRAD_INLINE xsimd::batch<T, A> max(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b) { return xsimd::max(a, b); }
+template <class T, class A>
+XGRAD_INLINE xsimd::batch<T, A> min(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b) { return xsimd::min(a, b); }
+template <class T, class A>
+XGRAD_INLINE xsimd::batch<T, A> select(const xsimd::batch_bool<T, A>& c, const xsimd::batch<T, A>& a,
+                                      const xsimd::batch<T, A>& b) {
+    return xsimd::select(c, a, b);
+}
+
+/// Sum of a batch's lanes (xsimd 8 calls it hadd, xsimd 9+ reduce_add).
+template <class T, class A>
+XGRAD_INLINE T hsum(const xsimd::batch<T, A>& x) { return xsimd::hadd(x); }
+/// Largest lane of a batch.
+template <class T, class A>
+XGRAD_INLINE T hmax(const xsimd::batch<T, A>& x) {
+    alignas(alignment) T buf[xsimd::batch<T, A>::size];
+    x.store_aligned(buf);
+    T m = buf[0];
+    for (std::size_t i = 1; i < xsimd::batch<T, A>::size; ++i) m = buf[i] > m ? buf[i] : m;
+    return m;
+}
+
+}  // namespace vm
+}  // namespace xgrad::detail

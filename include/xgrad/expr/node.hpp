@@ -1,0 +1,147 @@
+#pragma once
+// Expression nodes: thin descriptions of a computation (operands + op), built by the
+// functions in expr/functions.hpp. Nodes hold child nodes by value and leaves as shared
+// handles, so an expression kept in an `auto` variable never dangles. Executing a node is
+// the job of a backend: node.kernel(ctx) asks the backend's ctx for leaf kernels and wraps
+// them in the composite kernels of expr/kernels.hpp.
+#include <concepts>
+#include <type_traits>
+
+#include "../autodiff/parameter.hpp"
+#include "../core/shape.hpp"
+#include "../core/tensor.hpp"
+#include "kernels.hpp"
+
+namespace xgrad {
+
+/// Base of every expression node (a tag; no virtual functions).
+struct expression_base {};
+
+/// An xgrad expression node.
+template <class E>
+concept expression = std::derived_from<std::remove_cvref_t<E>, expression_base>;
+
+namespace detail {
+template <class X>
+struct is_tensor : std::false_type {};
+template <class T>
+struct is_tensor<tensor<T>> : std::true_type {};
+template <class X>
+struct is_parameter : std::false_type {};
+template <class T>
+struct is_parameter<parameter<T>> : std::true_type {};
+inline const shape_t& scalar_shape() {
+    static const shape_t s{};
+    return s;
+}
+}  // namespace detail
+
+/// Anything an op accepts besides plain numbers: a tensor, a parameter or an expression.
+template <class X>
+concept operand = expression<X> || detail::is_tensor<std::remove_cvref_t<X>>::value ||
+                  detail::is_parameter<std::remove_cvref_t<X>>::value;
+
+/// A number in an expression (x * 2.0f).
+template <class T>
+struct constant_node : expression_base {
+    using value_type = T;
+    static constexpr bool has_grad = false;
+    static constexpr bool is_scalar = true;  // known rank 0 at compile time
+    T c;
+    explicit constant_node(T v) : c(v) {}
+    const shape_t& shape() const { return detail::scalar_shape(); }
+    template <class Ctx>
+    auto kernel(Ctx&) const {
+        return detail::const_kernel<T>{c};
+    }
+};
+
+/// A tensor read by an expression (no gradient).
+template <class T>
+struct tensor_node : expression_base {
+    using value_type = T;
+    static constexpr bool has_grad = false;
+    static constexpr bool is_scalar = false;
+    tensor<T> t;
+    explicit tensor_node(tensor<T> v) : t(std::move(v)) {}
+    const shape_t& shape() const { return t.shape(); }
+    template <class Ctx>
+    auto kernel(Ctx& ctx) const {
+        return ctx.input_leaf(t);
+    }
+};
+
+/// A parameter read by an expression; backward accumulates into its gradient.
+template <class T>
+struct param_node : expression_base {
+    using value_type = T;
+    static constexpr bool has_grad = true;
+    static constexpr bool is_scalar = false;
+    parameter<T> p;
+    explicit param_node(parameter<T> v) : p(std::move(v)) {}
+    const shape_t& shape() const { return p.shape(); }
+    template <class Ctx>
+    auto kernel(Ctx& ctx) const {
+        return ctx.grad_leaf(p.state());
+    }
+};
+
+/// op(e), elementwise.
+template <class Op, class E>
+struct unary_node : expression_base {
+    using value_type = typename E::value_type;
+    static constexpr bool has_grad = E::has_grad;
+    static constexpr bool is_scalar = E::is_scalar;
+    Op op;
+    E e;
+    unary_node(Op o, E x) : op(o), e(std::move(x)) {}
+    const shape_t& shape() const { return e.shape(); }
+    template <class Ctx>
+    auto kernel(Ctx& ctx) const {
+        auto k = e.kernel(ctx);
+        return detail::unary_kernel<Op, decltype(k)>{op, k};
+    }
+};
+
+/// op(l, r), elementwise with NumPy broadcasting (checked when the node is built).
+template <class Op, class L, class R>
+struct binary_node : expression_base {
+    static_assert(std::is_same_v<typename L::value_type, typename R::value_type>,
+                  "xgrad: both operands of an elementwise op must have the same element type "
+                  "(convert one with tensor.astype<T>())");
+    using value_type = typename L::value_type;
+    static constexpr bool has_grad = L::has_grad || R::has_grad;
+    static constexpr bool is_scalar = L::is_scalar && R::is_scalar;
+    Op op;
+    L l;
+    R r;
+    shape_t shape_;
+    binary_node(Op o, L a, R b)
+        : op(o), l(std::move(a)), r(std::move(b)), shape_(broadcast_shapes(l.shape(), r.shape(), Op::name)) {}
+    const shape_t& shape() const { return shape_; }
+    template <class Ctx>
+    auto kernel(Ctx& ctx) const {
+        auto a = l.kernel(ctx);  // left first: see binary_kernel::bwd
+        auto b = r.kernel(ctx);
+        return detail::binary_kernel<Op, decltype(a), decltype(b)>{op, a, b};
+    }
+};
+
+/// The node an operand becomes inside an expression.
+template <class X>
+auto as_expr(X&& x) {
+    using D = std::remove_cvref_t<X>;
+    if constexpr (expression<D>)
+        return D(std::forward<X>(x));
+    else if constexpr (detail::is_tensor<D>::value)
+        return tensor_node<typename D::value_type>(std::forward<X>(x));
+    else if constexpr (detail::is_parameter<D>::value)
+        return param_node<typename D::value_type>(std::forward<X>(x));
+    else
+        static_assert(sizeof(D) == 0, "xgrad::as_expr: expected a tensor, a parameter or an expression");
+}
+
+template <class X>
+using expr_t = decltype(as_expr(std::declval<X>()));
+
+}  // namespace xgrad
