@@ -15,5 +15,6 @@
 #include "backend/cpu/thread_pool.hpp"
 #include "expr/functions.hpp"
 #include "expr/reduce.hpp"
+#include "expr/op_node.hpp"
 #include "autodiff/backward.hpp"
 #include "autodiff/gradcheck.hpp"

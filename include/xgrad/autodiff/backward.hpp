@@ -3,6 +3,7 @@
 #include <type_traits>
 
 #include "../backend/cpu/engine.hpp"
+#include "pass.hpp"
 #include "../expr/reduce.hpp"
 
 namespace xgrad {
@@ -27,6 +28,7 @@ struct is_reduce<reduce_node<R, E, F>> : std::true_type {};
 /// Computes an expression (no gradients) into a new contiguous tensor.
 template <operand X>
 auto eval(X&& x) {
+    detail::pass_scope pass;
     auto e = as_expr(std::forward<X>(x));
     using E = decltype(e);
     if constexpr (detail::is_reduce<E>::value)
@@ -44,6 +46,7 @@ typename E::value_type backward(const E& e) {
                   "xgrad::backward(expr): expr must reduce to a scalar: wrap it in sum()/mean(), or pass the "
                   "upstream gradient explicitly with backward(expr, upstream)");
     using T = typename E::value_type;
+    detail::pass_scope pass;
     if constexpr (detail::full_sum_root<E>::value && E::has_grad) {
         using Red = typename detail::full_sum_root<E>::reduction;
         if constexpr (std::is_same_v<Red, reductions::mean>) {
@@ -64,6 +67,7 @@ void backward(const E& e, const tensor<typename E::value_type>& upstream) {
     if (broadcast_shapes(e.shape(), upstream.shape(), "backward") != e.shape())
         throw shape_error("backward: upstream gradient of shape " + to_string(upstream.shape()) +
                           " does not broadcast to the expression's shape " + to_string(e.shape()));
+    detail::pass_scope pass;
     detail::cpu_backward(e, upstream);
 }
 

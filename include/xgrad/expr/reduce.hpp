@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <vector>
 
+#include "../autodiff/pass.hpp"
 #include "../backend/cpu/engine.hpp"
 #include "node.hpp"
 
@@ -45,6 +46,7 @@ struct reduce_node : expression_base {
     shape_t keep_shape_;  // e's shape with reduced axes set to 1
     shape_t shape_;       // result shape
     std::size_t count_ = 1;
+    detail::pass_cache<tensor<T>> value_cache_;  // forward value, kept for this pass
 
     reduce_node(E x, const std::vector<std::ptrdiff_t>& axes, bool keepdims) : e(std::move(x)) {
         const shape_t& s = e.shape();
@@ -73,7 +75,9 @@ struct reduce_node : expression_base {
 
     const shape_t& shape() const { return shape_; }
 
-    tensor<T> forward_value() const {
+    tensor<T> forward_value() const { return value_cache_.get([&] { return compute(); }); }
+
+    tensor<T> compute() const {
         tensor<T> r;
         if constexpr (std::is_same_v<Red, reductions::max>)
             r = detail::cpu_reduce<detail::max_combine>(e, keep_shape_);
@@ -89,7 +93,7 @@ struct reduce_node : expression_base {
         if constexpr (has_grad) {
             auto gk = g.reshape(keep_shape_);
             if constexpr (std::is_same_v<Red, reductions::max>)
-                detail::cpu_max_backward(e, detail::cpu_reduce<detail::max_combine>(e, keep_shape_), gk);
+                detail::cpu_max_backward(e, forward_value().reshape(keep_shape_), gk);
             else if constexpr (std::is_same_v<Red, reductions::mean>)
                 detail::cpu_backward(e, gk, count_ ? T(1) / T(count_) : T(0));
             else

@@ -1,0 +1,129 @@
+#pragma once
+// Barrier ops (matmul, conv, pooling, softmax, losses ...) read and write materialized tensors
+// with their own kernels. op_node turns an Impl with a forward and a backward kernel into an
+// expression node that composes with the elementwise engine: inside a fused loop its output is
+// a leaf, and its backward step runs when the loop has gathered its output gradient.
+//
+// Impl provides (T = element type, N = number of expression inputs):
+//   static constexpr const char* name;
+//   shape_t output_shape(const shape_t&... input_shapes) const;   // throws shape_error
+//   tensor<T> forward(const tensor<T>&... inputs) const;           // inputs are contiguous
+//   void backward(const tensor<T>& grad_out, const tensor<T>& out,
+//                 const std::array<tensor<T>, N>& inputs,
+//                 std::array<tensor<T>*, N> grad_inputs) const;    // null where no gradient is
+//                                                                  // wanted; write (not add)
+// Non-differentiable arguments (labels, indices, options) are members of Impl.
+#include <array>
+#include <tuple>
+#include <utility>
+
+#include "../autodiff/pass.hpp"
+#include "../backend/cpu/engine.hpp"
+#include "node.hpp"
+
+namespace xgrad {
+
+namespace detail {
+
+template <class E>
+concept materializable = requires(const E& e) { e.forward_value(); };
+
+/// The value of an expression as a contiguous tensor, without copying leaves that already are.
+template <class E>
+tensor<typename E::value_type> materialize(const E& e) {
+    if constexpr (std::is_same_v<E, tensor_node<typename E::value_type>>)
+        return e.t.contiguous();
+    else if constexpr (std::is_same_v<E, param_node<typename E::value_type>>)
+        return e.p.value().contiguous();
+    else if constexpr (materializable<E>)
+        return e.forward_value().contiguous();
+    else
+        return cpu_eval(e);
+}
+
+/// Sends gradient g (of e's shape) into e's leaves.
+template <class E>
+void push_grad(const E& e, const tensor<typename E::value_type>& g) {
+    if constexpr (E::has_grad) {
+        if constexpr (materializable<E>)
+            e.backward_from(g);
+        else
+            cpu_backward(e, g);
+    }
+}
+
+}  // namespace detail
+
+template <class Impl, class... E>
+struct op_node : expression_base {
+    using value_type = typename std::tuple_element_t<0, std::tuple<E...>>::value_type;
+    using T = value_type;
+    static_assert((std::is_same_v<typename E::value_type, T> && ...),
+                  "xgrad: all inputs of an op must have the same element type");
+    static constexpr std::size_t arity = sizeof...(E);
+    static constexpr bool has_grad = (E::has_grad || ...);
+    static constexpr bool is_scalar = false;
+
+    Impl impl;
+    std::tuple<E...> args;
+    shape_t shape_;
+
+    struct saved {
+        tensor<T> out;
+        std::array<tensor<T>, arity> inputs;
+    };
+    detail::pass_cache<saved> cache_;
+
+    explicit op_node(Impl i, E... a) : impl(std::move(i)), args(std::move(a)...) {
+        shape_ = std::apply([&](const auto&... x) { return impl.output_shape(x.shape()...); }, args);
+    }
+
+    const shape_t& shape() const { return shape_; }
+
+    const saved& run_forward() const {
+        return cache_.get([&] {
+            saved s;
+            s.inputs = std::apply([](const auto&... x) { return std::array<tensor<T>, arity>{detail::materialize(x)...}; },
+                                  args);
+            s.out = std::apply([&](const auto&... in) { return impl.forward(in...); }, s.inputs);
+            return s;
+        });
+    }
+
+    tensor<T> forward_value() const { return run_forward().out; }
+
+    void backward_from(const tensor<T>& g) const {
+        if constexpr (has_grad) {
+            const saved& s = run_forward();
+            std::array<tensor<T>, arity> grads;
+            std::array<tensor<T>*, arity> ptrs{};
+            constexpr std::array<bool, arity> wants{E::has_grad...};
+            for (std::size_t i = 0; i < arity; ++i)
+                if (wants[i]) {
+                    grads[i] = tensor<T>::uninitialized(s.inputs[i].shape());
+                    ptrs[i] = &grads[i];
+                }
+            impl.backward(g.contiguous(), s.out, s.inputs, ptrs);
+            push_all(grads, std::index_sequence_for<E...>{});
+        }
+    }
+
+    template <class Ctx>
+    auto kernel(Ctx& ctx) const {
+        return ctx.materialized(*this);
+    }
+
+private:
+    template <std::size_t... I>
+    void push_all(const std::array<tensor<T>, arity>& grads, std::index_sequence<I...>) const {
+        (detail::push_grad(std::get<I>(args), grads[I]), ...);
+    }
+};
+
+/// Builds an op_node from an Impl and operands (tensors, parameters or expressions).
+template <class Impl, operand... X>
+auto make_op(Impl impl, X&&... x) {
+    return op_node<Impl, expr_t<X>...>(std::move(impl), as_expr(std::forward<X>(x))...);
+}
+
+}  // namespace xgrad
