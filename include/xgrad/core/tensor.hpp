@@ -2,6 +2,7 @@
 // xgrad::tensor: a shared handle to strided storage (like a PyTorch tensor).
 // Copying a tensor shares its data; views (reshape, transpose, slice) share it too.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <initializer_list>
@@ -34,9 +35,16 @@ class tensor;
 
 namespace detail {
 
+/// Counts tensor storage allocations (tests use it to prove that fused loops allocate nothing).
+inline std::atomic<std::size_t>& allocation_count() {
+    static std::atomic<std::size_t> n{0};
+    return n;
+}
+
 /// 64-byte aligned, uninitialised storage for n elements (never null, even for n == 0).
 template <class T>
 std::shared_ptr<T> allocate(std::size_t n) {
+    allocation_count().fetch_add(1, std::memory_order_relaxed);
     static_assert(std::is_trivially_copyable_v<T>, "xgrad tensors hold trivially copyable element types");
     std::size_t bytes = std::max<std::size_t>(n * sizeof(T), 1);
     bytes = (bytes + alignment - 1) / alignment * alignment;
