@@ -1,0 +1,416 @@
+#pragma once
+// Losses, with PyTorch's semantics.
+//
+// Elementwise losses (mse_loss, l1_loss, huber_loss, binary_cross_entropy_with_logits) are
+// fused expressions: mse_loss(a, b) *is* mean(square(a - b)), so backward(mse_loss(a, b))
+// computes the value and every gradient in one loop. Class losses (cross_entropy, nll_loss)
+// are one barrier op that writes one loss per sample; mean and sum add a fused sum over it.
+//
+// The reduction is a tag whose *type* matters: mean and sum give a scalar expression
+// (backward(loss) compiles), none gives one loss per element or sample.
+#include <array>
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <numeric>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../expr/functions.hpp"
+#include "../expr/op_node.hpp"
+#include "../expr/reduce.hpp"
+#include "detail/layout.hpp"
+
+namespace xgrad {
+
+namespace detail {
+struct reduction_token {
+    explicit constexpr reduction_token() = default;
+};
+}  // namespace detail
+
+/// How a loss reduces its per-element (or per-sample) values.
+namespace reduction {
+/// The mean (class losses with weights: the weighted mean, see cross_entropy).
+struct mean_t {};
+/// The sum. sum_t and none_t have no default constructor on purpose: see cross_entropy_options.
+struct sum_t {
+    explicit constexpr sum_t(detail::reduction_token) {}
+};
+/// No reduction: one loss per element (elementwise losses) or per sample (class losses).
+struct none_t {
+    explicit constexpr none_t(detail::reduction_token) {}
+};
+inline constexpr mean_t mean{};
+inline constexpr sum_t sum{detail::reduction_token{}};
+inline constexpr none_t none{detail::reduction_token{}};
+}  // namespace reduction
+
+template <class R>
+concept reduction_kind = std::same_as<R, reduction::mean_t> || std::same_as<R, reduction::sum_t> ||
+                         std::same_as<R, reduction::none_t>;
+
+/// Options of cross_entropy. Designated initializers must keep this order. This primary
+/// template serves reduction::sum and reduction::none, which must be named; the mean
+/// specialization below lets `.reduction` be left out. (A member without a default
+/// initializer whose type has no default constructor makes `{.label_smoothing = 0.1}`
+/// convert to the mean variant only.)
+template <reduction_kind R, class T>
+struct cross_entropy_options {
+    R reduction;
+    double label_smoothing = 0;         // epsilon in [0, 1]
+    std::optional<tensor<T>> weight{};  // per-class weights, shape {C}
+    std::int64_t ignore_index = -100;   // samples with this label add nothing
+};
+template <class T>
+struct cross_entropy_options<reduction::mean_t, T> {
+    reduction::mean_t reduction{};
+    double label_smoothing = 0;
+    std::optional<tensor<T>> weight{};
+    std::int64_t ignore_index = -100;
+};
+
+/// Options of nll_loss (same rules as cross_entropy_options).
+template <reduction_kind R, class T>
+struct nll_loss_options {
+    R reduction;
+    std::optional<tensor<T>> weight{};
+    std::int64_t ignore_index = -100;
+};
+template <class T>
+struct nll_loss_options<reduction::mean_t, T> {
+    reduction::mean_t reduction{};
+    std::optional<tensor<T>> weight{};
+    std::int64_t ignore_index = -100;
+};
+
+namespace ops {
+
+/// Huber loss of d = a - b: d^2/2 where |d| <= delta, delta (|d| - delta/2) elsewhere.
+/// d/da = clamp(d, -delta, delta), d/db = -d/da.
+template <class T>
+struct huber {
+    static constexpr const char* name = "huber_loss";
+    T delta;
+    template <class V> XGRAD_HD V f(V a, V b) const {
+        const V d = a - b, ad = vm::abs(d);
+        return vm::select(ad <= V(delta), V(0.5) * d * d, V(delta) * (ad - V(0.5) * V(delta)));
+    }
+    template <class V> XGRAD_HD V da(V a, V b, V) const { return vm::min(vm::max(a - b, V(-delta)), V(delta)); }
+    template <class V> XGRAD_HD V db(V a, V b, V y) const { return -da(a, b, y); }
+};
+
+/// Binary cross-entropy of logit x against target t in its stable form
+///   max(x, 0) - x t + log(1 + exp(-|x|))   (never exp of a large positive number)
+/// d/dx = sigmoid(x) - t (exact, also at x = 0), d/dt = -x.
+struct bce_with_logits {
+    static constexpr const char* name = "binary_cross_entropy_with_logits";
+    template <class V> XGRAD_HD V f(V x, V t) const {
+        return vm::max(x, V(0)) - x * t + vm::log(V(1) + vm::exp(-vm::abs(x)));
+    }
+    template <class V> XGRAD_HD V da(V x, V t, V) const { return V(1) / (V(1) + vm::exp(-x)) - t; }
+    template <class V> XGRAD_HD V db(V x, V, V) const { return -x; }
+};
+
+}  // namespace ops
+
+namespace detail {
+
+/// mean(e), sum(e) or e itself.
+template <reduction_kind R, class E>
+auto reduce_by(E e) {
+    if constexpr (std::same_as<R, reduction::mean_t>)
+        return xgrad::mean(std::move(e));
+    else if constexpr (std::same_as<R, reduction::sum_t>)
+        return xgrad::sum(std::move(e));
+    else
+        return e;
+}
+
+/// The two operands of an elementwise loss as expressions, checked to have one shape.
+template <operand A, operand B>
+auto loss_operands(const char* op, A&& a, B&& b) {
+    auto ea = as_expr(std::forward<A>(a));
+    auto eb = as_expr(std::forward<B>(b));
+    static_assert(std::is_floating_point_v<typename decltype(ea)::value_type>,
+                  "xgrad losses: elements must be float or double");
+    if (ea.shape() != eb.shape())
+        throw shape_error(std::string(op) + ": input shape " + to_string(ea.shape()) + " and target shape " +
+                          to_string(eb.shape()) + " differ");
+    return std::pair{std::move(ea), std::move(eb)};
+}
+
+/// log(sum_c exp(z_c)) of n contiguous values, stable.
+template <class T>
+T logsumexp_line(const T* z, std::size_t n) {
+    const T m = simd_max<T>(n, [&]<class V>(std::size_t j) { return load<V>(z + j); });
+    const T s = simd_sum<T>(n, [&]<class V>(std::size_t j) { return vm::exp(load<V>(z + j) - V(m)); });
+    return m + std::log(s);
+}
+
+/// One barrier op for cross_entropy (FromLogits) and nll_loss: input {N, C, d...}, labels
+/// {N, d...}, output one loss per sample {N, d...}, each multiplied by `scale` (1, or
+/// 1/sum of the weights of the counted labels for the mean).
+///
+/// Per sample with label y, weights w (all 1 without weights), W = sum_c w_c, C classes and
+/// smoothing eps, writing lp = log_softmax(z):
+///   cross_entropy: l = (1 - eps) w_y (-lp_y) + (eps / C) sum_c w_c (-lp_c)
+///   nll_loss:      l = -w_y x_y
+/// Backward (p = softmax(z), g the upstream gradient of the sample):
+///   cross_entropy: dz_c = g scale [((1 - eps) w_y + (eps/C) W) p_c - (eps/C) w_c - (1 - eps) w_y [c == y]]
+///   nll_loss:      dx_c = -g scale w_y [c == y]
+/// Samples labelled ignore_index have l = 0 and no gradient, and are left out of the mean.
+template <class T, bool FromLogits>
+struct class_loss_impl {
+    static constexpr const char* name = FromLogits ? "cross_entropy" : "nll_loss";
+    tensor<std::int64_t> labels;
+    bool weighted = false;
+    tensor<T> weight;  // {C} when weighted
+    T smoothing = 0;
+    std::int64_t ignore_index = -100;
+    bool mean = false;
+
+    shape_t output_shape(const shape_t& s) const {
+        if (s.size() < 2)
+            throw shape_error(std::string(name) + ": input must have shape {N, C} or {N, C, d1, ...}, got " + to_string(s));
+        shape_t per_sample = s;
+        per_sample.erase(per_sample.begin() + 1);
+        if (labels.shape() != per_sample)
+            throw shape_error(std::string(name) + ": labels of shape " + to_string(labels.shape()) +
+                              " do not match input of shape " + to_string(s) + " (expected labels of shape " +
+                              to_string(per_sample) + ")");
+        if (weighted && weight.shape() != shape_t{s[1]})
+            throw shape_error(std::string(name) + ": weight of shape " + to_string(weight.shape()) +
+                              " does not match " + std::to_string(s[1]) + " classes of input shape " + to_string(s));
+        check_labels(s[1]);
+        return per_sample;
+    }
+
+    void check_labels(std::size_t classes) const {
+        const std::int64_t* y = labels.data();
+        for (std::size_t i = 0; i < labels.size(); ++i)
+            if (y[i] != ignore_index && (y[i] < 0 || static_cast<std::uint64_t>(y[i]) >= classes))
+                throw value_error(std::string(name) + ": label " + std::to_string(y[i]) + " at position " +
+                                  position_string(i, labels.shape()) + " is out of range for " +
+                                  std::to_string(classes) + " classes (expected 0.." +
+                                  std::to_string(static_cast<std::int64_t>(classes) - 1) + " or ignore_index " +
+                                  std::to_string(ignore_index) + ")");
+    }
+
+    T class_weight(std::int64_t c) const { return weighted ? weight.data()[c] : T(1); }
+
+    /// What each sample's loss is multiplied by.
+    T scale() const {
+        if (!mean) return T(1);
+        T denom = 0;
+        const std::int64_t* y = labels.data();
+        for (std::size_t i = 0; i < labels.size(); ++i)
+            if (y[i] != ignore_index) denom += class_weight(y[i]);
+        return T(1) / denom;  // 0/0 = NaN when every label is ignored, as PyTorch
+    }
+
+    /// Calls f(first element of the sample's class line, its label, output position) for
+    /// every sample, split across threads; lines are strided by `inner`.
+    template <class F>
+    void for_samples(const shape_t& s, F&& f) const {
+        const std::size_t n = s[0], classes = s[1], inner = labels.size() / (n ? n : 1);
+        parallel_rows(labels.size(), classes * 8, [&](std::size_t b, std::size_t e) {
+            std::vector<T> line(inner == 1 ? 0 : classes);
+            for (std::size_t i = b; i < e; ++i) f(i / inner * classes * inner + i % inner, inner, line, i);
+        });
+    }
+
+    tensor<T> forward(const tensor<T>& x) const {
+        const shape_t& s = x.shape();
+        check_labels(s[1]);  // the labels tensor may have changed since the op was built
+        const std::size_t classes = s[1];
+        auto out = tensor<T>::uninitialized(labels.shape());
+        const T sc = scale();
+        const T* w = weighted ? weight.data() : nullptr;
+        const T wsum = w ? std::accumulate(w, w + classes, T(0)) : T(classes);
+        for_samples(s, [&](std::size_t first, std::size_t inner, std::vector<T>& buf, std::size_t i) {
+            const std::int64_t y = labels.data()[i];
+            if (y == ignore_index) {
+                out.data()[i] = T(0);
+                return;
+            }
+            const T* z = gather(x.data() + first, classes, inner, buf);
+            T l;
+            if constexpr (FromLogits) {
+                const T lse = logsumexp_line(z, classes);
+                l = (T(1) - smoothing) * class_weight(y) * (lse - z[y]);
+                if (smoothing != T(0)) {
+                    // sum_c w_c (lse - z_c) = W lse - sum_c w_c z_c
+                    const T wz = w ? simd_sum<T>(classes, [&]<class V>(std::size_t c) { return V(load<V>(w + c) * load<V>(z + c)); })
+                                   : simd_sum<T>(classes, [&]<class V>(std::size_t c) { return load<V>(z + c); });
+                    l += smoothing / T(classes) * (wsum * lse - wz);
+                }
+            } else {
+                l = -class_weight(y) * z[y];
+            }
+            out.data()[i] = l * sc;
+        });
+        return out;
+    }
+
+    void backward(const tensor<T>& g, const tensor<T>&, const std::array<tensor<T>, 1>& in,
+                  std::array<tensor<T>*, 1> grad) const {
+        if (!grad[0]) return;
+        const tensor<T>& x = in[0];
+        const shape_t& s = x.shape();
+        const std::size_t classes = s[1];
+        const T sc = scale();
+        const T* w = weighted ? weight.data() : nullptr;
+        const T wsum = w ? std::accumulate(w, w + classes, T(0)) : T(classes);
+        const T e = smoothing / T(classes);
+        T* dx = grad[0]->data();
+        for_samples(s, [&](std::size_t first, std::size_t inner, std::vector<T>& buf, std::size_t i) {
+            const std::int64_t y = labels.data()[i];
+            T* d = dx + first;
+            if (y == ignore_index) {
+                for (std::size_t c = 0; c < classes; ++c) d[c * inner] = T(0);
+                return;
+            }
+            const T gs = g.data()[i] * sc;
+            const T wy = class_weight(y);
+            if constexpr (FromLogits) {
+                const T* z = gather(x.data() + first, classes, inner, buf);
+                T* dz = inner == 1 ? d : buf.data();  // buf holds z; overwriting it in place is fine
+                const T lse = logsumexp_line(z, classes);
+                const T a = gs * ((T(1) - smoothing) * wy + e * wsum);
+                if (w)
+                    simd_for<T>(classes, [&]<class V>(std::size_t c) {
+                        store(V(V(a) * vm::exp(load<V>(z + c) - V(lse)) - V(gs * e) * load<V>(w + c)), dz + c);
+                    });
+                else
+                    simd_for<T>(classes, [&]<class V>(std::size_t c) {
+                        store(V(V(a) * vm::exp(load<V>(z + c) - V(lse)) - V(gs * e)), dz + c);
+                    });
+                dz[y] -= gs * (T(1) - smoothing) * wy;
+                if (inner != 1)
+                    for (std::size_t c = 0; c < classes; ++c) d[c * inner] = dz[c];
+            } else {
+                for (std::size_t c = 0; c < classes; ++c) d[c * inner] = T(0);
+                d[static_cast<std::size_t>(y) * inner] = -gs * wy;
+            }
+        });
+    }
+
+private:
+    /// The class line of one sample as contiguous values (copied into buf when strided).
+    static const T* gather(const T* p, std::size_t classes, std::size_t inner, std::vector<T>& buf) {
+        if (inner == 1) return p;
+        for (std::size_t c = 0; c < classes; ++c) buf[c] = p[c * inner];
+        return buf.data();
+    }
+};
+
+template <class T, bool FromLogits, reduction_kind R, operand X>
+auto class_loss(X&& input, const tensor<std::int64_t>& labels, const std::optional<tensor<T>>& weight,
+                double smoothing, std::int64_t ignore_index) {
+    static_assert(std::is_floating_point_v<T>, "xgrad::cross_entropy/nll_loss: input must hold float or double");
+    using impl = class_loss_impl<T, FromLogits>;
+    if (!(smoothing >= 0 && smoothing <= 1))
+        throw value_error(std::string(impl::name) + ": label_smoothing must be in [0, 1], got " + std::to_string(smoothing));
+    impl im{labels.contiguous(), weight.has_value(), weight ? weight->contiguous() : tensor<T>(),
+            static_cast<T>(smoothing), ignore_index, std::same_as<R, reduction::mean_t>};
+    auto op = make_op(std::move(im), std::forward<X>(input));
+    if constexpr (std::same_as<R, reduction::none_t>)
+        return op;
+    else
+        return xgrad::sum(std::move(op));
+}
+
+template <class X>
+using elem_t = typename expr_t<X>::value_type;
+
+}  // namespace detail
+
+// --- class losses -----------------------------------------------------------------------
+
+/// Cross-entropy of logits {N, C} (or {N, C, d1, ...}) against integer class labels {N} (or
+/// {N, d1, ...}): log_softmax over the classes and the negative log-likelihood in one op.
+/// Reduction mean divides by the sum of the weights of the counted labels (N without weights).
+/// Throws shape_error for mismatched shapes and value_error for a label outside [0, C).
+template <operand X>
+auto cross_entropy(X&& logits, const tensor<std::int64_t>& labels,
+                   cross_entropy_options<reduction::mean_t, detail::elem_t<X>> opt = {}) {
+    return detail::class_loss<detail::elem_t<X>, true, reduction::mean_t>(std::forward<X>(logits), labels, opt.weight,
+                                                                         opt.label_smoothing, opt.ignore_index);
+}
+template <operand X>
+auto cross_entropy(X&& logits, const tensor<std::int64_t>& labels,
+                   cross_entropy_options<reduction::sum_t, detail::elem_t<X>> opt) {
+    return detail::class_loss<detail::elem_t<X>, true, reduction::sum_t>(std::forward<X>(logits), labels, opt.weight,
+                                                                        opt.label_smoothing, opt.ignore_index);
+}
+template <operand X>
+auto cross_entropy(X&& logits, const tensor<std::int64_t>& labels,
+                   cross_entropy_options<reduction::none_t, detail::elem_t<X>> opt) {
+    return detail::class_loss<detail::elem_t<X>, true, reduction::none_t>(std::forward<X>(logits), labels, opt.weight,
+                                                                         opt.label_smoothing, opt.ignore_index);
+}
+
+/// Negative log-likelihood of log-probabilities {N, C} (or {N, C, d1, ...}), e.g. the output of
+/// log_softmax(x, 1), against integer labels; same weights, ignore_index and reductions as
+/// cross_entropy (without smoothing).
+template <operand X>
+auto nll_loss(X&& log_probs, const tensor<std::int64_t>& labels,
+              nll_loss_options<reduction::mean_t, detail::elem_t<X>> opt = {}) {
+    return detail::class_loss<detail::elem_t<X>, false, reduction::mean_t>(std::forward<X>(log_probs), labels,
+                                                                          opt.weight, 0.0, opt.ignore_index);
+}
+template <operand X>
+auto nll_loss(X&& log_probs, const tensor<std::int64_t>& labels,
+              nll_loss_options<reduction::sum_t, detail::elem_t<X>> opt) {
+    return detail::class_loss<detail::elem_t<X>, false, reduction::sum_t>(std::forward<X>(log_probs), labels,
+                                                                         opt.weight, 0.0, opt.ignore_index);
+}
+template <operand X>
+auto nll_loss(X&& log_probs, const tensor<std::int64_t>& labels,
+              nll_loss_options<reduction::none_t, detail::elem_t<X>> opt) {
+    return detail::class_loss<detail::elem_t<X>, false, reduction::none_t>(std::forward<X>(log_probs), labels,
+                                                                          opt.weight, 0.0, opt.ignore_index);
+}
+
+// --- elementwise losses (fused) ---------------------------------------------------------
+
+/// Mean squared error: reduce((input - target)^2). Shapes must be equal.
+template <operand A, operand B, reduction_kind R = reduction::mean_t>
+auto mse_loss(A&& input, B&& target, R = {}) {
+    auto [a, b] = detail::loss_operands("mse_loss", std::forward<A>(input), std::forward<B>(target));
+    return detail::reduce_by<R>(square(std::move(a) - std::move(b)));
+}
+
+/// Mean absolute error: reduce(|input - target|); the gradient at a tie is 0.
+template <operand A, operand B, reduction_kind R = reduction::mean_t>
+auto l1_loss(A&& input, B&& target, R = {}) {
+    auto [a, b] = detail::loss_operands("l1_loss", std::forward<A>(input), std::forward<B>(target));
+    return detail::reduce_by<R>(abs(std::move(a) - std::move(b)));
+}
+
+/// Huber loss with threshold delta > 0 (see ops::huber).
+template <operand A, operand B, reduction_kind R = reduction::mean_t>
+auto huber_loss(A&& input, B&& target, double delta = 1.0, R = {}) {
+    if (!(delta > 0)) throw value_error("huber_loss: delta must be > 0, got " + std::to_string(delta));
+    auto [a, b] = detail::loss_operands("huber_loss", std::forward<A>(input), std::forward<B>(target));
+    using T = typename decltype(a)::value_type;
+    using node = binary_node<ops::huber<T>, decltype(a), decltype(b)>;
+    return detail::reduce_by<R>(node(ops::huber<T>{static_cast<T>(delta)}, std::move(a), std::move(b)));
+}
+template <operand A, operand B, reduction_kind R>
+auto huber_loss(A&& input, B&& target, R r) {
+    return huber_loss(std::forward<A>(input), std::forward<B>(target), 1.0, r);
+}
+
+/// Binary cross-entropy of logits against targets in [0, 1] (see ops::bce_with_logits).
+template <operand A, operand B, reduction_kind R = reduction::mean_t>
+auto binary_cross_entropy_with_logits(A&& logits, B&& target, R = {}) {
+    auto [a, b] = detail::loss_operands("binary_cross_entropy_with_logits", std::forward<A>(logits),
+                                        std::forward<B>(target));
+    using node = binary_node<ops::bce_with_logits, decltype(a), decltype(b)>;
+    return detail::reduce_by<R>(node(ops::bce_with_logits{}, std::move(a), std::move(b)));
+}
+
+}  // namespace xgrad
