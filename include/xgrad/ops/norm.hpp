@@ -1,0 +1,309 @@
+#pragma once
+// Normalization layers as barrier ops (their statistics need the whole batch or row).
+//
+// With xhat = (x - mu) * rstd, rstd = 1 / sqrt(var + eps) (biased variance), y = gamma xhat + beta,
+// and sums/means over the m elements that share one mu (a channel for batch_norm, a row for
+// layer_norm), the backward formulas are
+//   dbeta  = sum g,   dgamma = sum g xhat
+//   dx     = rstd / m * (m gamma g - gamma sum g - xhat gamma sum g xhat)     (batch_norm)
+//   dx     = rstd * (gg - mean(gg) - xhat mean(gg xhat)),  gg = g gamma      (layer_norm)
+// and, for batch_norm in evaluation (fixed running statistics), dx = g gamma rstd.
+// The per-group mu and rstd are saved by the forward for the backward of the same pass.
+#include <array>
+#include <cmath>
+#include <concepts>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../expr/op_node.hpp"
+#include "detail/layout.hpp"
+
+namespace xgrad {
+
+struct batch_norm_options {
+    bool training = false;  // batch statistics (and a running-statistics update) or running statistics
+    double momentum = 0.1;  // running = (1 - momentum) running + momentum batch
+    double eps = 1e-5;
+};
+
+namespace detail {
+
+/// mu and rstd per group, written by forward and read by backward.
+template <class T>
+struct norm_stats {
+    std::vector<T> mean, rstd;
+    bool running_updated = false;  // batch_norm updates its running statistics once per node
+};
+
+/// Mean and biased variance of rows of n contiguous values, two-pass for accuracy.
+template <class T>
+std::pair<T, T> row_moments(const T* x, std::size_t n) {
+    const T mu = simd_sum<T>(n, [&]<class V>(std::size_t j) { return load<V>(x + j); }) / T(n);
+    const T var = simd_sum<T>(n, [&]<class V>(std::size_t j) {
+                      const V d = load<V>(x + j) - V(mu);
+                      return V(d * d);
+                  }) / T(n);
+    return {mu, var};
+}
+
+template <class T>
+struct batch_norm_impl {
+    static constexpr const char* name = "batch_norm";
+    tensor<T> running_mean, running_var;  // {C}, updated in place when training
+    bool training;
+    T momentum, eps;
+    std::shared_ptr<norm_stats<T>> stats = std::make_shared<norm_stats<T>>();
+
+    shape_t output_shape(const shape_t& xs, const shape_t& gs, const shape_t& bs) const {
+        if (xs.size() < 2)
+            throw shape_error("batch_norm: input must have shape {N, C, ...}, got " + to_string(xs));
+        const shape_t c{xs[1]};
+        auto expect = [&](const shape_t& s, const char* what) {
+            if (s != c)
+                throw shape_error(std::string("batch_norm: ") + what + " of shape " + to_string(s) +
+                                  " does not match " + std::to_string(xs[1]) + " channels of input shape " + to_string(xs));
+        };
+        expect(gs, "gamma");
+        expect(bs, "beta");
+        expect(running_mean.shape(), "running_mean");
+        expect(running_var.shape(), "running_var");
+        std::size_t per_channel = 1;
+        for (std::size_t d = 0; d < xs.size(); ++d)
+            if (d != 1) per_channel *= xs[d];
+        if (training && per_channel <= 1)
+            throw value_error("batch_norm: training needs more than one value per channel, got input of shape " +
+                              to_string(xs));
+        return xs;
+    }
+
+    tensor<T> forward(const tensor<T>& x, const tensor<T>& gamma, const tensor<T>& beta) const {
+        const axis_layout l = layout_along(x.shape(), 1);
+        const std::size_t C = l.extent, inner = l.inner, m = l.outer * inner;
+        auto& st = *stats;
+        st.mean.assign(C, T(0));
+        st.rstd.assign(C, T(0));
+        const T* px = x.data();
+        parallel_rows(C, m, [&](std::size_t c0, std::size_t c1) {
+            for (std::size_t c = c0; c < c1; ++c) {
+                T mu, var;
+                if (training) {
+                    // two passes over the channel: mean, then mean squared deviation
+                    double s = 0, ss = 0;
+                    for (std::size_t o = 0; o < l.outer; ++o)
+                        s += simd_sum<T>(inner, [&]<class V>(std::size_t k) { return load<V>(px + (o * C + c) * inner + k); });
+                    mu = static_cast<T>(s / double(m));
+                    for (std::size_t o = 0; o < l.outer; ++o)
+                        ss += simd_sum<T>(inner, [&]<class V>(std::size_t k) {
+                            const V d = load<V>(px + (o * C + c) * inner + k) - V(mu);
+                            return V(d * d);
+                        });
+                    var = static_cast<T>(ss / double(m));
+                    if (!st.running_updated) {
+                        // the running variance is the unbiased estimate, as PyTorch
+                        T& rm = running_mean.data()[c];
+                        T& rv = running_var.data()[c];
+                        rm = (T(1) - momentum) * rm + momentum * mu;
+                        rv = (T(1) - momentum) * rv + momentum * var * T(m) / T(m - 1);
+                    }
+                } else {
+                    mu = running_mean.data()[c];
+                    var = running_var.data()[c];
+                }
+                st.mean[c] = mu;
+                st.rstd[c] = T(1) / std::sqrt(var + eps);
+            }
+        });
+        if (training) st.running_updated = true;
+        // y = x a + b with a = gamma rstd, b = beta - mu a, per channel
+        auto y = tensor<T>::uninitialized(x.shape());
+        T* py = y.data();
+        parallel_rows(l.outer * C, inner, [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t r = r0; r < r1; ++r) {
+                const std::size_t c = r % C;
+                const T a = gamma.data()[c] * st.rstd[c], b = beta.data()[c] - st.mean[c] * a;
+                simd_for<T>(inner, [&]<class V>(std::size_t k) {
+                    store(V(load<V>(px + r * inner + k) * V(a) + V(b)), py + r * inner + k);
+                });
+            }
+        });
+        return y;
+    }
+
+    void backward(const tensor<T>& g, const tensor<T>&, const std::array<tensor<T>, 3>& in,
+                  std::array<tensor<T>*, 3> grad) const {
+        const tensor<T>& x = in[0];
+        const T* gamma = in[1].data();
+        const axis_layout l = layout_along(x.shape(), 1);
+        const std::size_t C = l.extent, inner = l.inner, m = l.outer * inner;
+        const auto& st = *stats;
+        const T *px = x.data(), *pg = g.data();
+        parallel_rows(C, 2 * m, [&](std::size_t c0, std::size_t c1) {
+            for (std::size_t c = c0; c < c1; ++c) {
+                const T mu = st.mean[c], rs = st.rstd[c];
+                double sg = 0, sgx = 0;  // sum g, sum g xhat
+                for (std::size_t o = 0; o < l.outer; ++o) {
+                    const std::size_t base = (o * C + c) * inner;
+                    sg += simd_sum<T>(inner, [&]<class V>(std::size_t k) { return load<V>(pg + base + k); });
+                    sgx += simd_sum<T>(inner, [&]<class V>(std::size_t k) {
+                        return V(load<V>(pg + base + k) * (load<V>(px + base + k) - V(mu)));
+                    });
+                }
+                sgx *= rs;
+                if (grad[1]) grad[1]->data()[c] = static_cast<T>(sgx);
+                if (grad[2]) grad[2]->data()[c] = static_cast<T>(sg);
+                if (!grad[0]) continue;
+                T* dx = grad[0]->data();
+                const T a = gamma[c] * rs;
+                // training: dx = a (g - sg/m - xhat sgx/m); evaluation: dx = a g
+                const T mg = training ? static_cast<T>(sg / double(m)) : T(0);
+                const T mgx = training ? static_cast<T>(sgx / double(m)) * rs : T(0);
+                for (std::size_t o = 0; o < l.outer; ++o) {
+                    const std::size_t base = (o * C + c) * inner;
+                    simd_for<T>(inner, [&]<class V>(std::size_t k) {
+                        const V d = load<V>(px + base + k) - V(mu);
+                        store(V(V(a) * (load<V>(pg + base + k) - V(mg) - d * V(mgx))), dx + base + k);
+                    });
+                }
+            }
+        });
+    }
+};
+
+template <class T>
+struct layer_norm_impl {
+    static constexpr const char* name = "layer_norm";
+    shape_t normalized;  // the trailing dimensions normalized over
+    T eps;
+    std::shared_ptr<norm_stats<T>> stats = std::make_shared<norm_stats<T>>();
+
+    shape_t output_shape(const shape_t& xs, const shape_t& gs, const shape_t& bs) const {
+        const std::size_t k = normalized.size();
+        if (k == 0 || xs.size() < k || !std::equal(normalized.begin(), normalized.end(), xs.end() - static_cast<std::ptrdiff_t>(k)))
+            throw shape_error("layer_norm: normalized_shape " + to_string(normalized) +
+                              " is not the trailing dimensions of input shape " + to_string(xs));
+        if (gs != normalized || bs != normalized)
+            throw shape_error("layer_norm: gamma of shape " + to_string(gs) + " and beta of shape " + to_string(bs) +
+                              " must both have normalized_shape " + to_string(normalized));
+        return xs;
+    }
+
+    tensor<T> forward(const tensor<T>& x, const tensor<T>& gamma, const tensor<T>& beta) const {
+        const std::size_t D = numel(normalized), rows = D ? x.size() / D : 0;
+        auto& st = *stats;
+        st.mean.assign(rows, T(0));
+        st.rstd.assign(rows, T(0));
+        auto y = tensor<T>::uninitialized(x.shape());
+        const T *px = x.data(), *pgam = gamma.data(), *pbet = beta.data();
+        T* py = y.data();
+        parallel_rows(rows, D, [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t r = r0; r < r1; ++r) {
+                const T* xr = px + r * D;
+                const auto [mu, var] = row_moments(xr, D);
+                const T rs = T(1) / std::sqrt(var + eps);
+                st.mean[r] = mu;
+                st.rstd[r] = rs;
+                simd_for<T>(D, [&]<class V>(std::size_t j) {
+                    store(V((load<V>(xr + j) - V(mu)) * V(rs) * load<V>(pgam + j) + load<V>(pbet + j)), py + r * D + j);
+                });
+            }
+        });
+        return y;
+    }
+
+    void backward(const tensor<T>& g, const tensor<T>&, const std::array<tensor<T>, 3>& in,
+                  std::array<tensor<T>*, 3> grad) const {
+        const tensor<T>& x = in[0];
+        const std::size_t D = numel(normalized), rows = D ? x.size() / D : 0;
+        const auto& st = *stats;
+        const T *px = x.data(), *pg = g.data(), *pgam = in[1].data();
+        if (grad[0]) {
+            T* dx = grad[0]->data();
+            parallel_rows(rows, 2 * D, [&](std::size_t r0, std::size_t r1) {
+                for (std::size_t r = r0; r < r1; ++r) {
+                    const T *xr = px + r * D, *gr = pg + r * D;
+                    const T mu = st.mean[r], rs = st.rstd[r];
+                    // mean(gg) and mean(gg xhat), gg = g gamma
+                    const T mg = simd_sum<T>(D, [&]<class V>(std::size_t j) { return V(load<V>(gr + j) * load<V>(pgam + j)); }) / T(D);
+                    const T mgx = simd_sum<T>(D, [&]<class V>(std::size_t j) {
+                                      return V(load<V>(gr + j) * load<V>(pgam + j) * (load<V>(xr + j) - V(mu)));
+                                  }) * rs / T(D);
+                    simd_for<T>(D, [&]<class V>(std::size_t j) {
+                        const V xhat = (load<V>(xr + j) - V(mu)) * V(rs);
+                        store(V(V(rs) * (load<V>(gr + j) * load<V>(pgam + j) - V(mg) - xhat * V(mgx))), dx + r * D + j);
+                    });
+                }
+            });
+        }
+        if (grad[1] || grad[2]) {
+            // column sums over rows: one pass, vectorized along the row
+            std::vector<T> dg(D, T(0)), db(D, T(0));
+            for (std::size_t r = 0; r < rows; ++r) {
+                const T *xr = px + r * D, *gr = pg + r * D;
+                const T mu = st.mean[r], rs = st.rstd[r];
+                simd_for<T>(D, [&]<class V>(std::size_t j) {
+                    const V gj = load<V>(gr + j);
+                    store(V(load<V>(dg.data() + j) + gj * (load<V>(xr + j) - V(mu)) * V(rs)), dg.data() + j);
+                    store(V(load<V>(db.data() + j) + gj), db.data() + j);
+                });
+            }
+            if (grad[1]) std::copy(dg.begin(), dg.end(), grad[1]->data());
+            if (grad[2]) std::copy(db.begin(), db.end(), grad[2]->data());
+        }
+    }
+};
+
+}  // namespace detail
+
+/// Batch normalization over every axis but the channel axis 1 of x {N, C, ...}: per channel,
+/// y = gamma (x - mu) / sqrt(var + eps) + beta. Training uses the batch's mu and biased var and
+/// updates running_mean/running_var ({C}, in place; unbiased var) the first time the node is
+/// evaluated; evaluation uses the running statistics. gamma and beta ({C}) may be parameters or
+/// plain tensors.
+template <operand X, operand G, operand B>
+auto batch_norm(X&& x, G&& gamma, B&& beta, const tensor<typename expr_t<X>::value_type>& running_mean,
+                const tensor<typename expr_t<X>::value_type>& running_var, batch_norm_options opt = {}) {
+    using T = typename expr_t<X>::value_type;
+    static_assert(std::is_floating_point_v<T>, "xgrad::batch_norm: elements must be float or double");
+    if (!running_mean.is_contiguous() || !running_var.is_contiguous())
+        throw value_error("batch_norm: running_mean and running_var must be contiguous (they are updated in place)");
+    if (!(opt.eps > 0)) throw value_error("batch_norm: eps must be > 0, got " + std::to_string(opt.eps));
+    if (!(opt.momentum >= 0 && opt.momentum <= 1))
+        throw value_error("batch_norm: momentum must be in [0, 1], got " + std::to_string(opt.momentum));
+    detail::batch_norm_impl<T> impl{running_mean, running_var, opt.training, static_cast<T>(opt.momentum),
+                                    static_cast<T>(opt.eps)};
+    return make_op(std::move(impl), std::forward<X>(x), std::forward<G>(gamma), std::forward<B>(beta));
+}
+
+/// Layer normalization over the trailing dimensions `normalized_shape` of x:
+/// y = gamma (x - mu) / sqrt(var + eps) + beta, with mu and the biased var per row; gamma and
+/// beta have normalized_shape.
+template <operand X, operand G, operand B>
+auto layer_norm(X&& x, const shape_t& normalized_shape, G&& gamma, B&& beta, double eps = 1e-5) {
+    using T = typename expr_t<X>::value_type;
+    static_assert(std::is_floating_point_v<T>, "xgrad::layer_norm: elements must be float or double");
+    if (!(eps > 0)) throw value_error("layer_norm: eps must be > 0, got " + std::to_string(eps));
+    return make_op(detail::layer_norm_impl<T>{normalized_shape, static_cast<T>(eps)}, std::forward<X>(x),
+                   std::forward<G>(gamma), std::forward<B>(beta));
+}
+
+/// Layer normalization over the last `last_k` dimensions of x (gamma and beta have their shape).
+template <operand X, std::integral K, operand G, operand B>
+auto layer_norm(X&& x, K last_k, G&& gamma, B&& beta, double eps = 1e-5) {
+    auto e = as_expr(std::forward<X>(x));
+    const shape_t& s = e.shape();
+    if (last_k < 1 || static_cast<std::size_t>(last_k) > s.size())
+        throw shape_error("layer_norm: cannot normalize over the last " + std::to_string(last_k) +
+                          " dimensions of input shape " + to_string(s));
+    const shape_t normalized(s.end() - static_cast<std::ptrdiff_t>(last_k), s.end());
+    return layer_norm(std::move(e), normalized, std::forward<G>(gamma), std::forward<B>(beta), eps);
+}
+
+/// Layer normalization without the affine part (gamma = 1, beta = 0).
+template <operand X>
+auto layer_norm(X&& x, const shape_t& normalized_shape, double eps = 1e-5) {
+    using T = typename expr_t<X>::value_type;
+    return layer_norm(std::forward<X>(x), normalized_shape, ones<T>(normalized_shape), zeros<T>(normalized_shape), eps);
+}
+
+}  // namespace xgrad
