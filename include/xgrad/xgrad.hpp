@@ -18,3 +18,4 @@
 #include "expr/op_node.hpp"
 #include "autodiff/backward.hpp"
 #include "autodiff/gradcheck.hpp"
+#include "ops/nn_functional.hpp"
