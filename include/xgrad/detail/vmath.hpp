@@ -56,10 +56,38 @@ template <class T>
 XGRAD_HD XGRAD_INLINE T select(bool c, T a, T b) { return c ? a : b; }
 
 // --- SIMD batches ------------------------------------------------------------
-template <class T, class A>
-XGRAD_INLINE xsimd::batch<T, A> exp(const xsimd::batch<T, A>& x) { return xsimd::exp(x); }
+/// f applied to each lane.
+template <class T, class A, class F>
+XGRAD_INLINE xsimd::batch<T, A> lanewise(const xsimd::batch<T, A>& x, F f) {
+    alignas(alignment) T buf[xsimd::batch<T, A>::size];
+    x.store_aligned(buf);
+    for (auto& v : buf) v = f(v);
+    return xsimd::batch<T, A>::load_aligned(buf);
+}
+
+// xsimd 8.1's log and pow do not compile without optimization on AVX-512BW targets (an int64
+// select goes through 8-bit blend intrinsics), so unoptimized builds compute them per lane.
+#if defined(__OPTIMIZE__)
 template <class T, class A>
 XGRAD_INLINE xsimd::batch<T, A> log(const xsimd::batch<T, A>& x) { return xsimd::log(x); }
+template <class T, class A>
+XGRAD_INLINE xsimd::batch<T, A> pow(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& p) { return xsimd::pow(x, p); }
+#else
+template <class T, class A>
+XGRAD_INLINE xsimd::batch<T, A> log(const xsimd::batch<T, A>& x) {
+    return lanewise(x, [](T v) { return std::log(v); });
+}
+template <class T, class A>
+XGRAD_INLINE xsimd::batch<T, A> pow(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& p) {
+    alignas(alignment) T pb[xsimd::batch<T, A>::size];
+    p.store_aligned(pb);
+    std::size_t i = 0;
+    return lanewise(x, [&](T v) { return std::pow(v, pb[i++]); });
+}
+#endif
+
+template <class T, class A>
+XGRAD_INLINE xsimd::batch<T, A> exp(const xsimd::batch<T, A>& x) { return xsimd::exp(x); }
 template <class T, class A>
 XGRAD_INLINE xsimd::batch<T, A> sqrt(const xsimd::batch<T, A>& x) { return xsimd::sqrt(x); }
 template <class T, class A>
@@ -68,8 +96,6 @@ template <class T, class A>
 XGRAD_INLINE xsimd::batch<T, A> erf(const xsimd::batch<T, A>& x) { return xsimd::erf(x); }
 template <class T, class A>
 XGRAD_INLINE xsimd::batch<T, A> abs(const xsimd::batch<T, A>& x) { return xsimd::abs(x); }
-template <class T, class A>
-XGRAD_INLINE xsimd::batch<T, A> pow(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& p) { return xsimd::pow(x, p); }
 template <class T, class A>
 XGRAD_INLINE xsimd::batch<T, A> max(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b) { return xsimd::max(a, b); }
 template <class T, class A>
