@@ -2,7 +2,9 @@
 // A small persistent thread pool for xgrad's own CPU loops.
 // The pool never oversubscribes: one worker per core at most (xgrad::set_num_threads), a nested
 // or concurrent call runs on the calling thread alone, and BLAS threading is set separately.
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <functional>
@@ -42,7 +44,7 @@ public:
     ~thread_pool() {
         {
             std::lock_guard lk(m_);
-            stop_ = true;
+            stop_.store(true, std::memory_order_release);
         }
         cv_.notify_all();
         for (auto& t : workers_) t.join();
@@ -65,19 +67,31 @@ public:
             std::lock_guard lk(m_);
             job_ = &f;
             tasks_ = n - 1;
-            pending_ = n - 1;
             error_ = nullptr;
-            ++generation_;
+            pending_.store(n - 1, std::memory_order_relaxed);
+            generation_.fetch_add(1, std::memory_order_release);
         }
         cv_.notify_all();
         run_task(f, 0);
-        std::unique_lock lk(m_);
-        done_cv_.wait(lk, [&] { return pending_ == 0; });
+        // The workers usually finish within microseconds of us: spin briefly before sleeping.
+        for (int spin = 0; spin < spin_iterations && pending_.load(std::memory_order_acquire) != 0; ++spin) pause();
+        if (pending_.load(std::memory_order_acquire) != 0) {
+            std::unique_lock lk(m_);
+            done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+        }
+        std::lock_guard lk(m_);
         job_ = nullptr;
         if (error_) std::rethrow_exception(error_);
     }
 
 private:
+    static constexpr int spin_iterations = 256;  // ~10-40 us: pause takes 40-140 cycles
+
+    static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
     static bool& in_task() {
         thread_local bool flag = false;
         return flag;
@@ -99,19 +113,29 @@ private:
         }
     }
     void worker_loop(std::size_t id) {
-        std::size_t seen = 0;
+        std::uint64_t seen = 0;
         for (;;) {
+            // spin a little for the next job (loops often come back to back), then sleep
+            for (int spin = 0; spin < spin_iterations && generation_.load(std::memory_order_acquire) == seen &&
+                               !stop_.load(std::memory_order_acquire);
+                 ++spin)
+                pause();
             const std::function<void(std::size_t)>* job = nullptr;
             {
                 std::unique_lock lk(m_);
-                cv_.wait(lk, [&] { return stop_ || (generation_ != seen && job_ && id <= tasks_); });
-                if (stop_) return;
-                seen = generation_;
+                cv_.wait(lk, [&] {
+                    return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen;
+                });
+                if (stop_.load(std::memory_order_acquire)) return;
+                seen = generation_.load(std::memory_order_acquire);
+                if (id > tasks_) continue;  // this job needs fewer workers
                 job = job_;
             }
             run_task(*job, id);
-            std::lock_guard lk(m_);
-            if (--pending_ == 0) done_cv_.notify_one();
+            if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                std::lock_guard lk(m_);
+                done_cv_.notify_one();
+            }
         }
     }
 
@@ -120,9 +144,11 @@ private:
     std::condition_variable cv_, done_cv_;
     std::vector<std::thread> workers_;
     const std::function<void(std::size_t)>* job_ = nullptr;
-    std::size_t tasks_ = 0, pending_ = 0, generation_ = 0;
+    std::size_t tasks_ = 0;
+    std::atomic<std::size_t> pending_{0};
+    std::atomic<std::uint64_t> generation_{0};
+    std::atomic<bool> stop_{false};
     std::exception_ptr error_;
-    bool stop_ = false;
 };
 
 inline thread_pool& pool() {
