@@ -141,12 +141,13 @@ auto loss_operands(const char* op, A&& a, B&& b) {
     return std::pair{std::move(ea), std::move(eb)};
 }
 
-/// log(sum_c exp(z_c)) of n contiguous values, stable.
+/// log(sum_c exp(z_c)) of n contiguous values as m + ls, m = max_c z_c, ls = log sum_c exp(z_c - m).
+/// Kept apart so that callers form (z_c - m) - ls, exact where z_c == m.
 template <class T>
-T logsumexp_line(const T* z, std::size_t n) {
+std::pair<T, T> logsumexp_line(const T* z, std::size_t n) {
     const T m = simd_max<T>(n, [&]<class V>(std::size_t j) { return load<V>(z + j); });
     const T s = simd_sum<T>(n, [&]<class V>(std::size_t j) { return vm::exp(load<V>(z + j) - V(m)); });
-    return m + std::log(s);
+    return {m, std::log(s)};
 }
 
 /// One barrier op for cross_entropy (FromLogits) and nll_loss: input {N, C, d...}, labels
@@ -232,19 +233,23 @@ struct class_loss_impl {
         for_samples(s, [&](std::size_t first, std::size_t inner, std::vector<T>& buf, std::size_t i) {
             const std::int64_t y = labels.data()[i];
             if (y == ignore_index) {
-                out.data()[i] = T(0);
+                out.data()[i] = T(0) * sc;  // NaN when every label is ignored and the mean is 0/0
                 return;
             }
             const T* z = gather(x.data() + first, classes, inner, buf);
             T l;
             if constexpr (FromLogits) {
-                const T lse = logsumexp_line(z, classes);
-                l = (T(1) - smoothing) * class_weight(y) * (lse - z[y]);
+                // -log_softmax(z)_c = ls - (z_c - m)
+                const auto mls = logsumexp_line(z, classes);
+                const T m = mls.first, ls = mls.second;
+                l = (T(1) - smoothing) * class_weight(y) * (ls - (z[y] - m));
                 if (smoothing != T(0)) {
-                    // sum_c w_c (lse - z_c) = W lse - sum_c w_c z_c
-                    const T wz = w ? simd_sum<T>(classes, [&]<class V>(std::size_t c) { return V(load<V>(w + c) * load<V>(z + c)); })
-                                   : simd_sum<T>(classes, [&]<class V>(std::size_t c) { return load<V>(z + c); });
-                    l += smoothing / T(classes) * (wsum * lse - wz);
+                    // sum_c w_c (ls - (z_c - m)) = W ls - sum_c w_c (z_c - m)
+                    const T wz = w ? simd_sum<T>(classes, [&]<class V>(std::size_t c) {
+                                         return V(load<V>(w + c) * (load<V>(z + c) - V(m)));
+                                     })
+                                   : simd_sum<T>(classes, [&]<class V>(std::size_t c) { return V(load<V>(z + c) - V(m)); });
+                    l += smoothing / T(classes) * (wsum * ls - wz);
                 }
             } else {
                 l = -class_weight(y) * z[y];
@@ -277,15 +282,16 @@ struct class_loss_impl {
             if constexpr (FromLogits) {
                 const T* z = gather(x.data() + first, classes, inner, buf);
                 T* dz = inner == 1 ? d : buf.data();  // buf holds z; overwriting it in place is fine
-                const T lse = logsumexp_line(z, classes);
+                const auto mls = logsumexp_line(z, classes);
+                const T m = mls.first, ls = mls.second;
                 const T a = gs * ((T(1) - smoothing) * wy + e * wsum);
                 if (w)
                     simd_for<T>(classes, [&]<class V>(std::size_t c) {
-                        store(V(V(a) * vm::exp(load<V>(z + c) - V(lse)) - V(gs * e) * load<V>(w + c)), dz + c);
+                        store(V(V(a) * vm::exp((load<V>(z + c) - V(m)) - V(ls)) - V(gs * e) * load<V>(w + c)), dz + c);
                     });
                 else
                     simd_for<T>(classes, [&]<class V>(std::size_t c) {
-                        store(V(V(a) * vm::exp(load<V>(z + c) - V(lse)) - V(gs * e)), dz + c);
+                        store(V(V(a) * vm::exp((load<V>(z + c) - V(m)) - V(ls)) - V(gs * e)), dz + c);
                     });
                 dz[y] -= gs * (T(1) - smoothing) * wy;
                 if (inner != 1)

@@ -2,7 +2,7 @@
 // softmax and log_softmax along one axis: barrier ops (each output element depends on the
 // whole line along the axis). Numerically stable: the line's maximum m is subtracted first,
 //   softmax(x)_i     = exp(x_i - m) / sum_j exp(x_j - m)
-//   log_softmax(x)_i = x_i - m - log(sum_j exp(x_j - m))
+//   log_softmax(x)_i = (x_i - m) - log(sum_j exp(x_j - m))
 // Backward, with y the saved output and g the upstream gradient (per line):
 //   softmax:      dx = y * (g - sum_j g_j y_j)
 //   log_softmax:  dx = g - exp(y) * sum_j g_j
@@ -25,8 +25,8 @@ void softmax_line(const T* x, T* y, std::size_t n) {
     const T m = simd_max<T>(n, [&]<class V>(std::size_t j) { return load<V>(x + j); });
     if constexpr (Log) {
         const T s = simd_sum<T>(n, [&]<class V>(std::size_t j) { return vm::exp(load<V>(x + j) - V(m)); });
-        const T lse = m + std::log(s);
-        simd_for<T>(n, [&]<class V>(std::size_t j) { store(V(load<V>(x + j) - V(lse)), y + j); });
+        const T ls = std::log(s);  // (x - m) - log s: exact where x == m, unlike x - (m + log s)
+        simd_for<T>(n, [&]<class V>(std::size_t j) { store(V((load<V>(x + j) - V(m)) - V(ls)), y + j); });
     } else {
         const T s = simd_sum<T>(n, [&]<class V>(std::size_t j) {
             const V e = vm::exp(load<V>(x + j) - V(m));
@@ -68,8 +68,8 @@ XGRAD_INLINE void softmax_lanes(const T* x, T* y, std::size_t n, std::size_t s) 
         if constexpr (!Log) store(e, y + i * s);
     }
     if constexpr (Log) {
-        const V lse = m + vm::log(sum);
-        for (std::size_t i = 0; i < n; ++i) store(V(load<V>(x + i * s) - lse), y + i * s);
+        const V ls = vm::log(sum);
+        for (std::size_t i = 0; i < n; ++i) store(V((load<V>(x + i * s) - m) - ls), y + i * s);
     } else {
         const V r = V(T(1)) / sum;
         for (std::size_t i = 0; i < n; ++i) store(V(load<V>(y + i * s) * r), y + i * s);
