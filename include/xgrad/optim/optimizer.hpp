@@ -1,0 +1,275 @@
+#pragma once
+// The part every optimizer shares: parameter groups with their own options, per-parameter
+// state, zero_grad(), step() and a state dictionary of named tensors and numbers.
+//
+// An optimizer is `class X : public optimizer<X<T>, T, X_options>` (befriending it) providing
+//   static constexpr const char* name;
+//   static void validate(const X_options&);                          // throws value_error
+//   static void init_state(const parameter<T>&, param_state<T>&, const X_options&);   // optional
+//   void update(const parameter<T>&, const tensor<T>& grad, param_state<T>&, const X_options&);
+// and X_options provides fields(f): f(name, member) for each hyper-parameter, which names them
+// in the state dictionary ("param_groups.0.lr").
+//
+// step() visits the parameters of every group and skips one whose gradient is logically zero
+// since the last zero_grad() (no backward pass reached it), like a PyTorch parameter whose
+// .grad is None, and one that does not require a gradient.
+#include <cmath>
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "../autodiff/parameter.hpp"
+#include "../core/error.hpp"
+#include "../core/tensor.hpp"
+#include "../expr/assign.hpp"
+#include "../expr/functions.hpp"
+
+namespace xgrad::optim {
+
+/// What a learning-rate scheduler sees of an optimizer: each group's learning rate.
+class lr_schedulable {
+public:
+    virtual ~lr_schedulable() = default;
+    virtual std::size_t num_param_groups() const = 0;
+    virtual double lr(std::size_t group) const = 0;
+    /// Sets a group's learning rate (>= 0, else value_error).
+    virtual void set_lr(std::size_t group, double lr) = 0;
+};
+
+/// One parameter's optimizer state: the update count and named buffers of its shape.
+template <class T>
+struct param_state {
+    std::int64_t step = 0;
+    std::vector<std::pair<std::string, tensor<T>>> buffers;
+
+    /// The buffer called `name`, or null before it exists.
+    const tensor<T>* find(std::string_view name) const {
+        for (auto& [n, t] : buffers)
+            if (n == name) return &t;
+        return nullptr;
+    }
+    /// The buffer called `name`, created filled with `init` (of `shape`) when missing. (Returned
+    /// as a handle: a later get() may move the list's elements.)
+    tensor<T> get(std::string_view name, const shape_t& shape, T init = T(0)) {
+        if (auto* t = find(name)) return *t;
+        buffers.emplace_back(std::string(name), full<T>(shape, init));
+        return buffers.back().second;
+    }
+    /// A new buffer whose contents the caller writes before anyone reads them.
+    tensor<T> create(std::string_view name, const shape_t& shape) {
+        buffers.emplace_back(std::string(name), tensor<T>::uninitialized(shape));
+        return buffers.back().second;
+    }
+};
+
+/// An optimizer's state for checkpoints. Tensors are named "state.<i>.<buffer>" with i the
+/// parameter's position across all groups (PyTorch's numbering); numbers are
+/// "state.<i>.step" and every group's hyper-parameters, "param_groups.<g>.<option>".
+template <class T>
+struct state_dict {
+    std::vector<std::pair<std::string, tensor<T>>> tensors;
+    std::vector<std::pair<std::string, double>> scalars;
+
+    const tensor<T>* tensor_named(std::string_view name) const {
+        for (auto& [n, t] : tensors)
+            if (n == name) return &t;
+        return nullptr;
+    }
+    const double* scalar_named(std::string_view name) const {
+        for (auto& [n, v] : scalars)
+            if (n == name) return &v;
+        return nullptr;
+    }
+};
+
+/// Parameters that share options.
+template <class T, class Options>
+struct param_group {
+    std::vector<parameter<T>> params;
+    Options options;
+};
+
+namespace detail {
+
+inline std::string format_number(double v) {
+    std::ostringstream os;
+    os << v;
+    return os.str();
+}
+/// Hyper-parameter checks, messages "<optimizer>: <what> must be ..., got <v>" (NaN fails all).
+inline void require_non_negative(const char* opt, const char* what, double v) {
+    if (!(v >= 0.0) || std::isinf(v))
+        throw value_error(std::string(opt) + ": " + what + " must be finite and >= 0, got " + format_number(v));
+}
+inline void require_in_unit_interval(const char* opt, const char* what, double v) {  // [0, 1)
+    if (!(v >= 0.0 && v < 1.0))
+        throw value_error(std::string(opt) + ": " + what + " must be in [0, 1), got " + format_number(v));
+}
+
+}  // namespace detail
+
+template <class Derived, class T, class Options>
+class optimizer : public lr_schedulable {
+    static_assert(std::is_floating_point_v<T>, "xgrad::optim: parameters must hold float or double");
+
+public:
+    using value_type = T;
+    using options_type = Options;
+    using group_type = param_group<T, Options>;
+
+    /// The options a group added without its own gets.
+    const Options& defaults() const { return defaults_; }
+
+    /// Adds parameters with the default options / with their own options.
+    void add_param_group(std::vector<parameter<T>> params) { add_param_group(std::move(params), defaults_); }
+    void add_param_group(std::vector<parameter<T>> params, Options options) {
+        Derived::validate(options);
+        if (params.empty()) throw value_error(std::string(Derived::name) + ": a parameter group is empty");
+        for (std::size_t i = 0; i < params.size(); ++i) {
+            for (std::size_t j = 0; j < i; ++j)
+                if (params[i].same(params[j]))
+                    throw value_error(std::string(Derived::name) + ": parameter " + describe(params[i]) +
+                                      " appears twice in one group");
+            for (auto& g : groups_)
+                for (auto& q : g.params)
+                    if (params[i].same(q))
+                        throw value_error(std::string(Derived::name) + ": parameter " + describe(params[i]) +
+                                          " appears in more than one parameter group");
+        }
+        std::vector<param_state<T>> st(params.size());
+        for (std::size_t i = 0; i < params.size(); ++i) Derived::init_state(params[i], st[i], options);
+        groups_.push_back({std::move(params), std::move(options)});
+        state_.push_back(std::move(st));
+    }
+
+    std::size_t num_param_groups() const override { return groups_.size(); }
+    const std::vector<group_type>& param_groups() const { return groups_; }
+    const Options& options(std::size_t group) const { return groups_.at(group).options; }
+    /// Replaces a group's options (validated).
+    void set_options(std::size_t group, Options o) {
+        Derived::validate(o);
+        groups_.at(group).options = std::move(o);
+    }
+
+    double lr(std::size_t group) const override { return groups_.at(group).options.lr; }
+    void set_lr(std::size_t group, double lr) override {
+        detail::require_non_negative(Derived::name, "lr", lr);
+        groups_.at(group).options.lr = lr;
+    }
+
+    /// Clears every parameter's gradient (O(1) each).
+    void zero_grad() {
+        for (auto& g : groups_)
+            for (auto& p : g.params) p.zero_grad();
+    }
+
+    /// One update of every parameter that has a gradient.
+    void step() {
+        for (std::size_t g = 0; g < groups_.size(); ++g) {
+            const Options& o = groups_[g].options;
+            for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
+                const parameter<T>& p = groups_[g].params[i];
+                if (!p.requires_grad() || p.state().grad_zero) continue;
+                param_state<T>& s = state_[g][i];
+                ++s.step;
+                self().update(p, p.grad(), s, o);
+            }
+        }
+    }
+
+    /// The state of parameter p (null when p is not optimized here).
+    const param_state<T>* state(const parameter<T>& p) const {
+        for (std::size_t g = 0; g < groups_.size(); ++g)
+            for (std::size_t i = 0; i < groups_[g].params.size(); ++i)
+                if (groups_[g].params[i].same(p)) return &state_[g][i];
+        return nullptr;
+    }
+
+    /// Everything step() depends on besides the parameters, for checkpoints. Tensors are
+    /// shared with the optimizer (clone them to keep a snapshot).
+    optim::state_dict<T> state_dict() const {
+        optim::state_dict<T> d;
+        std::size_t k = 0;
+        for (std::size_t g = 0; g < groups_.size(); ++g)
+            for (std::size_t i = 0; i < groups_[g].params.size(); ++i, ++k) {
+                const std::string prefix = "state." + std::to_string(k) + ".";
+                d.scalars.emplace_back(prefix + "step", static_cast<double>(state_[g][i].step));
+                for (auto& [n, t] : state_[g][i].buffers) d.tensors.emplace_back(prefix + n, t);
+            }
+        for (std::size_t g = 0; g < groups_.size(); ++g) {
+            Options o = groups_[g].options;
+            const std::string prefix = "param_groups." + std::to_string(g) + ".";
+            o.fields([&](const char* name, auto& v) { d.scalars.emplace_back(prefix + name, static_cast<double>(v)); });
+        }
+        return d;
+    }
+
+    /// Restores a state_dict() of an optimizer of the same kind over parameters of the same
+    /// shapes in the same groups. Buffers are copied. Throws value_error/shape_error on mismatch.
+    void load_state_dict(const optim::state_dict<T>& d) {
+        const std::string who = std::string(Derived::name) + "::load_state_dict: ";
+        std::vector<Options> opts;
+        for (std::size_t g = 0; g < groups_.size(); ++g) {
+            Options o = groups_[g].options;
+            const std::string prefix = "param_groups." + std::to_string(g) + ".";
+            o.fields([&](const char* name, auto& v) {
+                const double* x = d.scalar_named(prefix + name);
+                if (!x) throw value_error(who + "missing " + prefix + name);
+                v = static_cast<std::remove_reference_t<decltype(v)>>(*x);
+            });
+            Derived::validate(o);
+            opts.push_back(o);
+        }
+        if (d.scalar_named("param_groups." + std::to_string(groups_.size()) + ".lr"))
+            throw value_error(who + "the state has more than " + std::to_string(groups_.size()) + " parameter groups");
+        std::vector<std::vector<param_state<T>>> st(groups_.size());
+        std::size_t k = 0, buffers = 0;
+        for (std::size_t g = 0; g < groups_.size(); ++g)
+            for (std::size_t i = 0; i < groups_[g].params.size(); ++i, ++k) {
+                const std::string prefix = "state." + std::to_string(k) + ".";
+                const double* step = d.scalar_named(prefix + "step");
+                if (!step) throw value_error(who + "missing " + prefix + "step");
+                param_state<T> s;
+                s.step = static_cast<std::int64_t>(*step);
+                for (auto& [n, t] : d.tensors) {
+                    if (n.compare(0, prefix.size(), prefix) != 0) continue;
+                    if (t.shape() != groups_[g].params[i].shape())
+                        throw shape_error(who + n + " has shape " + to_string(t.shape()) + " but parameter " +
+                                          describe(groups_[g].params[i]) + " has shape " +
+                                          to_string(groups_[g].params[i].shape()));
+                    s.buffers.emplace_back(n.substr(prefix.size()), t.clone());
+                    ++buffers;
+                }
+                st[g].push_back(std::move(s));
+            }
+        if (buffers != d.tensors.size())
+            throw value_error(who + "the state has tensors for parameters this optimizer does not have");
+        for (std::size_t g = 0; g < groups_.size(); ++g) groups_[g].options = opts[g];
+        state_ = std::move(st);
+    }
+
+protected:
+    optimizer(std::vector<parameter<T>> params, Options defaults) : defaults_(std::move(defaults)) {
+        Derived::validate(defaults_);
+        if (params.empty()) throw value_error(std::string(Derived::name) + ": got an empty parameter list");
+        add_param_group(std::move(params), defaults_);
+    }
+
+    /// Default: no state before the first step. (Static: it runs while the base is constructed.)
+    static void init_state(const parameter<T>&, param_state<T>&, const Options&) {}
+
+private:
+    Derived& self() { return static_cast<Derived&>(*this); }
+    static std::string describe(const parameter<T>& p) {
+        return p.name().empty() ? "of shape " + to_string(p.shape()) : "'" + p.name() + "'";
+    }
+
+    Options defaults_;
+    std::vector<group_type> groups_;
+    std::vector<std::vector<param_state<T>>> state_;
+};
+
+}  // namespace xgrad::optim
