@@ -153,6 +153,14 @@ BOOST_AUTO_TEST_CASE(dimensions_disagree_with_size) {
     msg = error_of([&] { io::parse_idx(huge, "huge"); });
     BOOST_TEST(contains(msg, "huge: byte"));
     BOOST_TEST(contains(msg, "more than"));
+
+    // an empty array whose other extents are absurd (found by fuzzing): still rejected
+    const auto empty_huge = make_idx(0x08, {0, 0x810140ffu, 0xfff61008u}, {});
+    msg = error_of([&] { io::parse_idx(empty_huge, "zero"); });
+    BOOST_TEST(contains(msg, "zero: byte 12: dimensions describe more than"));
+    // a plain empty array is fine
+    const auto e = io::parse_idx(make_idx(0x08, {0, 28, 28}, {}), "empty");
+    BOOST_TEST(std::get<xgrad::tensor<std::uint8_t>>(e).shape() == (xgrad::shape_t{0, 28, 28}));
 }
 
 BOOST_AUTO_TEST_CASE(gzip_errors) {
@@ -221,4 +229,20 @@ BOOST_AUTO_TEST_CASE(fashion_mnist_files) {
         ++counts[labels(i)];
     }
     for (int c : counts) BOOST_TEST(c == 6000);
+}
+
+BOOST_AUTO_TEST_CASE(gunzip_modes) {
+    bytes text;
+    for (int i = 0; i < 10000; ++i) text.push_back(static_cast<std::byte>(i % 251));
+    const auto gz = gzip(text);
+    BOOST_TEST(io::is_gzip(gz));
+    BOOST_TEST(!io::is_gzip(text));
+    BOOST_TEST((io::gunzip(gz, "g", 10000) == text));
+    BOOST_TEST((io::gunzip(gz, "g", 1u << 20) == text));
+    BOOST_TEST((io::gunzip(gz, "g", 10000, io::gunzip_mode::exact) == text));
+    const auto head = io::gunzip(gz, "g", 300, io::gunzip_mode::prefix);
+    BOOST_TEST((head == bytes(text.begin(), text.begin() + 300)));
+    const auto msg = error_of([&] { io::gunzip(gz, "g", 9999); });
+    BOOST_TEST(contains(msg, "g: byte"));
+    BOOST_TEST(contains(msg, "exceeds the limit of 9999 bytes"));
 }

@@ -159,6 +159,8 @@ BOOST_AUTO_TEST_CASE(rejects_bad_files) {
     BOOST_TEST(contains(msg, "expected a dimension"));
     msg = error_of([&] { io::parse_npy(npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", raw(v)), "big.npy"); });
     BOOST_TEST(contains(msg, "describes more than"));
+    msg = error_of([&] { io::parse_npy(npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': (0, 4294967296, 4294967296), }", {}), "zero.npy"); });
+    BOOST_TEST(contains(msg, "describes more than"));
     msg = error_of<xgrad::io_error>([&] { io::read_npy("/nonexistent/dir/x.npy"); });
     BOOST_TEST(contains(msg, "/nonexistent/dir/x.npy"));
 }

@@ -61,52 +61,31 @@ inline std::vector<std::byte> gunzip(std::span<const std::byte> in, std::string_
     auto where = [&] { return consumed + static_cast<std::size_t>(zs.total_in); };
 
     for (;;) {
-        if (produced == out.size()) {
-            if (produced == max_out) {
-                if (prefix_only) {
-                    out.resize(produced);
-                    return out;
-                }
-                // one byte more than allowed exists only if inflate can still produce output
-                std::byte probe{};
-                feed();
-                zs.next_out = reinterpret_cast<Bytef*>(&probe);
-                zs.avail_out = 1;
-                const int r = inflate(&zs, Z_NO_FLUSH);
-                if (zs.avail_out == 0)
-                    throw format_error(detail::at_byte(name, where(),
-                                                       "decompressed data exceeds the limit of " +
-                                                           std::to_string(max_out) + " bytes"));
-                if (r == Z_STREAM_END && zs.avail_in == 0 && in_left == 0) break;
-                if (r == Z_STREAM_END) {
-                    consumed += static_cast<std::size_t>(zs.total_in);
-                    if (inflateReset(&zs) != Z_OK) throw io_error(std::string(name) + ": zlib reset failed");
-                    continue;
-                }
-                if (r != Z_OK && r != Z_BUF_ERROR)
-                    throw format_error(detail::at_byte(name, where(),
-                                                       std::string("corrupt gzip data (") + (zs.msg ? zs.msg : "zlib error") + ")"));
-                if (zs.avail_in == 0 && in_left == 0)
-                    throw format_error(detail::at_byte(name, where(), "truncated gzip stream"));
-                continue;
-            }
+        if (produced == out.size() && produced < max_out)
             out.resize(std::min(max_out, std::max<std::size_t>(out.size() * 2, 4096)));
-        }
+        if (produced == max_out && prefix_only) break;
         feed();
-        const std::size_t room = std::min(out.size() - produced, piece);
-        zs.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
+        // At the bound, inflate into a one-byte scratch: any output there is one byte too many.
+        std::byte scratch{};
+        const bool full = produced == max_out;
+        const std::size_t room = full ? 1 : std::min(out.size() - produced, piece);
+        zs.next_out = reinterpret_cast<Bytef*>(full ? &scratch : out.data() + produced);
         zs.avail_out = static_cast<uInt>(room);
         const int r = inflate(&zs, Z_NO_FLUSH);
-        produced += room - zs.avail_out;
+        const std::size_t got = room - zs.avail_out;
+        if (full && got != 0)
+            throw format_error(detail::at_byte(name, where(),
+                                               "decompressed data exceeds the limit of " + std::to_string(max_out) +
+                                                   " bytes"));
+        produced += got;
+        if (r == Z_OK) continue;
         if (r == Z_STREAM_END) {
             if (zs.avail_in == 0 && in_left == 0) break;
-            consumed += static_cast<std::size_t>(zs.total_in);
+            consumed += static_cast<std::size_t>(zs.total_in);  // another member follows
             if (inflateReset(&zs) != Z_OK) throw io_error(std::string(name) + ": zlib reset failed");
             continue;
         }
-        if (r == Z_OK) continue;
-        if (r == Z_BUF_ERROR) {
-            // no progress possible: either the output is full (handled above) or the input ran out
+        if (r == Z_BUF_ERROR) {  // no progress: output full (grown next round) or input exhausted
             if (zs.avail_out != 0 && zs.avail_in == 0 && in_left == 0)
                 throw format_error(detail::at_byte(name, where(), "truncated gzip stream"));
             continue;

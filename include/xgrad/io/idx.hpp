@@ -67,10 +67,12 @@ inline idx_header parse_idx_header(std::span<const std::byte> bytes, std::string
     if (rank == 0 || rank > max_rank)
         r.fail(3, "rank " + std::to_string(rank) + " is outside 1.." + std::to_string(max_rank));
     std::size_t n = 1;
+    std::size_t span = 1;  // product with zero extents read as 1: keeps strides representable
     for (std::size_t d = 0; d < rank; ++d) {
         const std::size_t at = r.offset();
         const std::size_t dim = r.u32_be("a dimension");
-        if (!checked_mul(n, dim, idx_max_bytes / h.elem_size, n))
+        if (!checked_mul(n, dim, idx_max_bytes / h.elem_size, n) ||
+            !checked_mul(span, dim == 0 ? 1 : dim, idx_max_bytes / h.elem_size, span))
             r.fail(at, "dimensions describe more than " + std::to_string(idx_max_bytes) + " bytes of data");
         h.shape.push_back(dim);
     }

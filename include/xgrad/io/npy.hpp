@@ -197,8 +197,10 @@ inline npy_array parse_npy(std::span<const std::byte> bytes, std::string_view na
                          "': xgrad reads little-endian float32, float64, int64 and uint8 ('<f4' '<f8' '<i8' '|u1')");
 
     std::size_t n = 1;
+    std::size_t span = 1;  // product with zero extents read as 1: keeps strides representable
     for (auto d : p.shape)
-        if (!detail::checked_mul(n, d, npy_max_bytes / elem, n))
+        if (!detail::checked_mul(n, d, npy_max_bytes / elem, n) ||
+            !detail::checked_mul(span, d == 0 ? 1 : d, npy_max_bytes / elem, span))
             r.fail(base, "shape " + to_string(p.shape) + " describes more than " + std::to_string(npy_max_bytes) +
                              " bytes");
     const std::size_t need = n * elem;

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds one libFuzzer target per reader (ASan + UBSan) and runs each for SECONDS
+# from a small seed corpus written here. Exits non-zero on any crash, leak or
+# sanitizer report.   usage: tests/fuzz/run.sh [SECONDS]   (default 30)
+set -euo pipefail
+secs=${1:-30}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=${XGRAD_FUZZ_WORK:-$(mktemp -d /tmp/xgrad-fuzz.XXXXXX)}
+mkdir -p "$work"
+
+# clang and its fuzzer runtime, installed only when missing
+if ! command -v clang++ >/dev/null 2>&1 || [ ! -f "$(clang++ -print-file-name=libclang_rt.fuzzer-x86_64.a)" ]; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get install -y clang libclang-rt-14-dev
+fi
+
+# --- seed corpora ---------------------------------------------------------------
+seeds() { mkdir -p "$work/corpus/$1"; echo "$work/corpus/$1"; }
+c=$(seeds idx)
+# {2, 2, 2} uint8 images; {3} labels; a float32 {1}; the images gzipped; a truncated file
+printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00\x02\x01\x02\x03\x04\x05\x06\x07\x08' > "$c/images"
+printf '\x00\x00\x08\x01\x00\x00\x00\x03\x09\x00\x05' > "$c/labels"
+printf '\x00\x00\x0d\x01\x00\x00\x00\x01\x3f\xc0\x00\x00' > "$c/float"
+gzip -9 -c "$c/images" > "$c/images.gz"
+head -c 13 "$c/images" > "$c/truncated"
+c=$(seeds cifar10)
+{ printf '\x03'; head -c 3072 /dev/zero | tr '\0' '\x80'; printf '\x09'; head -c 3072 /dev/zero; } > "$c/two_records"
+head -c 100 "$c/two_records" > "$c/truncated"
+c=$(seeds csv)
+printf ',a,b,label\n1,2.5,3\n4,"5",0\n' > "$c/header"
+printf ';1;2;3\r\n4;5;6\r\n' > "$c/semicolon"
+printf '\x40"x,1","y""q",label\n1,2,3\n' > "$c/quoted"
+printf '\x01\t1\t2\n\n3\t4\n' > "$c/tabs"
+c=$(seeds npy)
+hdr="{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }"
+pad=$(printf '%*s' $((64 - (10 + ${#hdr} + 1) % 64)) '')
+{ printf '\x93NUMPY\x01\x00'; printf "\\x$(printf %02x $(( ${#hdr} + ${#pad} + 1 )))\\x00"; printf '%s%s\n' "$hdr" "$pad";
+  printf '\x00\x00\x80\x3f\x00\x00\x00\x40'; } > "$c/float32"
+hdr="{'descr': '|u1', 'fortran_order': False, 'shape': (3, 1), }"
+pad=$(printf '%*s' $((64 - (10 + ${#hdr} + 1) % 64)) '')
+{ printf '\x93NUMPY\x01\x00'; printf "\\x$(printf %02x $(( ${#hdr} + ${#pad} + 1 )))\\x00"; printf '%s%s\n' "$hdr" "$pad";
+  printf '\x01\x02\x03'; } > "$c/uint8"
+
+# --- build and run ----------------------------------------------------------------
+status=0
+for target in idx cifar10 csv npy; do
+    exe="$work/fuzz_$target"
+    clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+        -I "$root/include" "$root/tests/fuzz/fuzz_$target.cpp" -lz -o "$exe"
+    mkdir -p "$work/artifacts"
+    echo "== fuzz_$target: ${secs}s"
+    if ! "$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \
+        -artifact_prefix="$work/artifacts/$target-" "$work/corpus/$target" > "$work/$target.log" 2>&1; then
+        echo "fuzz_$target FAILED (log: $work/$target.log, artifacts: $work/artifacts)"
+        tail -n 40 "$work/$target.log"
+        status=1
+    else
+        grep -E 'stat::number_of_executed_units|cov:' "$work/$target.log" | tail -n 2
+    fi
+done
+[ "$status" -eq 0 ] && [ -z "${XGRAD_FUZZ_WORK:-}" ] && rm -rf "$work"
+exit "$status"
