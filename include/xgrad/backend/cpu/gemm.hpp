@@ -1,0 +1,361 @@
+#pragma once
+// Row-major GEMM for the dense ops: C = alpha * op(A) * op(B) + beta * C, op = identity or
+// transpose, followed by an optional epilogue on each finished block of C (bias, activation).
+//
+// Two implementations behind one call:
+//   - CBLAS (OpenBLAS) when the build defines XGRAD_HAVE_CBLAS;
+//   - a built-in xsimd GEMM (packed panels, register-blocked micro-kernel, Goto/BLIS loop
+//     order) that serves when there is no BLAS, and can be selected at run time for testing.
+//
+// Threading policy: xgrad::num_threads() is the single knob. A GEMM called from ordinary code
+// runs on that many threads (OpenBLAS's threads, or xgrad's pool for the built-in GEMM). Code
+// that parallelises over a batch with xgrad's pool opens a `single_threaded_gemm` scope first,
+// so each worker's GEMM runs on its own thread: two thread runtimes never spin on the same cores.
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../../core/config.hpp"
+#include "../../core/error.hpp"
+#include "../../detail/vmath.hpp"
+#include "thread_pool.hpp"
+
+#if defined(XGRAD_HAVE_CBLAS)
+#include <cblas.h>
+#endif
+
+namespace xgrad {
+
+/// Which GEMM the dense ops call.
+enum class gemm_backend { blas, builtin };
+
+/// True when xgrad was built against a CBLAS (XGRAD_HAVE_CBLAS).
+inline constexpr bool have_blas() {
+#if defined(XGRAD_HAVE_CBLAS)
+    return true;
+#else
+    return false;
+#endif
+}
+
+namespace detail {
+inline std::atomic<gemm_backend>& gemm_backend_setting() {
+    static std::atomic<gemm_backend> b{have_blas() ? gemm_backend::blas : gemm_backend::builtin};
+    return b;
+}
+}  // namespace detail
+
+/// The GEMM in use (default: blas when available, else builtin).
+inline gemm_backend get_gemm_backend() { return detail::gemm_backend_setting().load(); }
+
+/// Selects the GEMM; throws value_error when asking for blas in a build without one.
+inline void set_gemm_backend(gemm_backend b) {
+    if (b == gemm_backend::blas && !have_blas())
+        throw value_error("set_gemm_backend: this build has no CBLAS (define XGRAD_HAVE_CBLAS and link OpenBLAS)");
+    detail::gemm_backend_setting() = b;
+}
+
+namespace detail {
+
+// --- threads -------------------------------------------------------------------------
+
+/// > 0 while some caller runs GEMMs inside its own parallel region.
+inline std::atomic<int>& single_thread_depth() {
+    static std::atomic<int> d{0};
+    return d;
+}
+
+/// Threads one GEMM call may use.
+inline std::size_t gemm_threads() { return single_thread_depth().load() > 0 ? 1 : num_threads(); }
+
+/// While alive, every GEMM runs on its calling thread (for batch-parallel loops on the pool).
+struct single_threaded_gemm {
+    single_threaded_gemm() { ++single_thread_depth(); }
+    ~single_threaded_gemm() { --single_thread_depth(); }
+    single_threaded_gemm(const single_threaded_gemm&) = delete;
+    single_threaded_gemm& operator=(const single_threaded_gemm&) = delete;
+};
+
+#if defined(XGRAD_HAVE_CBLAS)
+/// Makes OpenBLAS use n threads, calling into it only when the count changes.
+inline void set_blas_threads(std::size_t n) {
+#if defined(OPENBLAS_VERSION)
+    static std::atomic<int> current{-1};
+    const int want = static_cast<int>(n);
+    if (current.load() != want) {
+        openblas_set_num_threads(want);
+        current = want;
+    }
+#else
+    (void)n;  // another CBLAS: its own threading settings apply
+#endif
+}
+#endif
+
+/// An epilogue that does nothing.
+struct no_epilogue {
+    void operator()(std::size_t, std::size_t, std::size_t, std::size_t) const {}
+};
+
+/// A non-owning handle to an epilogue, so the GEMM kernels are compiled once per element type
+/// rather than once per epilogue (the call happens once per MC x NC block: its cost is nil).
+struct epilogue_ref {
+    const void* obj = nullptr;
+    void (*fn)(const void*, std::size_t, std::size_t, std::size_t, std::size_t) = nullptr;
+
+    template <class Epi>
+    explicit epilogue_ref(const Epi& e)
+        : obj(&e), fn([](const void* o, std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
+              (*static_cast<const Epi*>(o))(i0, i1, j0, j1);
+          }) {}
+    void operator()(std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) const { fn(obj, i0, i1, j0, j1); }
+};
+
+// --- the built-in GEMM ----------------------------------------------------------------
+
+/// Register and cache blocking. The micro-tile is MR rows x NR columns of C held in
+/// MR * NR / W SIMD registers; a KC x NR panel of B stays in L1 across the MC rows of an
+/// A block held in L2.
+template <class T>
+struct gemm_blocking {
+    static constexpr std::size_t W = simd_t<T>::size;
+    static constexpr std::size_t MR = 8;
+    static constexpr std::size_t NV = 2;  // SIMD vectors per micro-tile row
+    static constexpr std::size_t NR = NV * W;
+    static constexpr std::size_t KC = 256;
+    static constexpr std::size_t MC = 96;
+    static constexpr std::size_t NC = 2048;
+    static_assert(MC % MR == 0 && NC % NR == 0, "gemm_blocking: MC and NC must be multiples of the micro-tile");
+};
+
+template <class T>
+using aligned_vector = std::vector<T, xsimd::aligned_allocator<T, alignment>>;
+
+/// A(i, k) of op(A) for a row-major A with leading dimension lda.
+template <class T>
+XGRAD_INLINE T elem(const T* a, std::size_t ld, bool trans, std::size_t i, std::size_t k) {
+    return trans ? a[k * ld + i] : a[i * ld + k];
+}
+
+/// Packs rows [i0, i0 + mc) x columns [k0, k0 + kc) of op(A) into MR-row panels: panel p
+/// holds, for each k, its MR values side by side. Rows past the end are zero.
+template <class T>
+void pack_a(const T* a, std::size_t lda, bool ta, std::size_t i0, std::size_t mc, std::size_t k0, std::size_t kc,
+            T* dst) {
+    constexpr std::size_t MR = gemm_blocking<T>::MR;
+    for (std::size_t p = 0; p < mc; p += MR, dst += MR * kc) {
+        const std::size_t mr = std::min(MR, mc - p);
+        if (ta) {  // op(A)(i, k) = a[k * lda + i]: rows of a panel are contiguous
+            for (std::size_t k = 0; k < kc; ++k) {
+                const T* src = a + (k0 + k) * lda + i0 + p;
+                T* d = dst + k * MR;
+                for (std::size_t r = 0; r < mr; ++r) d[r] = src[r];
+                for (std::size_t r = mr; r < MR; ++r) d[r] = T(0);
+            }
+        } else {
+            for (std::size_t r = 0; r < mr; ++r) {
+                const T* src = a + (i0 + p + r) * lda + k0;
+                for (std::size_t k = 0; k < kc; ++k) dst[k * MR + r] = src[k];
+            }
+            for (std::size_t r = mr; r < MR; ++r)
+                for (std::size_t k = 0; k < kc; ++k) dst[k * MR + r] = T(0);
+        }
+    }
+}
+
+/// Packs rows [k0, k0 + kc) x columns [j0, j0 + nc) of op(B) into NR-column panels: panel q
+/// holds, for each k, its NR values contiguously. Columns past the end are zero.
+template <class T>
+void pack_b(const T* b, std::size_t ldb, bool tb, std::size_t k0, std::size_t kc, std::size_t j0, std::size_t nc,
+            T* dst) {
+    constexpr std::size_t NR = gemm_blocking<T>::NR;
+    for (std::size_t q = 0; q < nc; q += NR, dst += NR * kc) {
+        const std::size_t nr = std::min(NR, nc - q);
+        if (tb) {  // op(B)(k, j) = b[j * ldb + k]
+            for (std::size_t c = 0; c < nr; ++c) {
+                const T* src = b + (j0 + q + c) * ldb + k0;
+                for (std::size_t k = 0; k < kc; ++k) dst[k * NR + c] = src[k];
+            }
+            for (std::size_t c = nr; c < NR; ++c)
+                for (std::size_t k = 0; k < kc; ++k) dst[k * NR + c] = T(0);
+        } else {
+            for (std::size_t k = 0; k < kc; ++k) {
+                const T* src = b + (k0 + k) * ldb + j0 + q;
+                T* d = dst + k * NR;
+                std::copy(src, src + nr, d);
+                std::fill(d + nr, d + NR, T(0));
+            }
+        }
+    }
+}
+
+/// The MR x NR micro-kernel over packed panels: c = alpha * a_panel * b_panel + beta * c
+/// (beta == 0 never reads c, so c may hold garbage or NaN).
+template <class T>
+XGRAD_INLINE void micro_kernel(std::size_t kc, const T* a, const T* b, T* c,
+                               std::size_t ldc, T alpha, T beta) {
+    using B = simd_t<T>;
+    using blk = gemm_blocking<T>;
+    constexpr std::size_t MR = blk::MR, NV = blk::NV, NR = blk::NR, W = blk::W;
+    B acc[MR][NV];
+#pragma GCC unroll 16
+    for (std::size_t r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+        for (std::size_t v = 0; v < NV; ++v) acc[r][v] = B(T(0));
+    for (std::size_t k = 0; k < kc; ++k) {
+        B bv[NV];
+#pragma GCC unroll 4
+        for (std::size_t v = 0; v < NV; ++v) bv[v] = B::load_aligned(b + k * NR + v * W);
+#pragma GCC unroll 16
+        for (std::size_t r = 0; r < MR; ++r) {
+            const B av(a[k * MR + r]);
+#pragma GCC unroll 4
+            for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(av, bv[v], acc[r][v]);
+        }
+    }
+    const B va(alpha), vb(beta);
+#pragma GCC unroll 16
+    for (std::size_t r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+        for (std::size_t v = 0; v < NV; ++v) {
+            T* p = c + r * ldc + v * W;
+            const B out = beta == T(0) ? B(acc[r][v] * va) : xsimd::fma(vb, B::load_unaligned(p), acc[r][v] * va);
+            out.store_unaligned(p);
+        }
+}
+
+/// A partial tile at the edge of C: full micro-kernel into a scratch tile, then the valid part.
+template <class T>
+void edge_kernel(std::size_t kc, const T* a, const T* b, T* c, std::size_t ldc, std::size_t mr, std::size_t nr,
+                 T alpha, T beta) {
+    using blk = gemm_blocking<T>;
+    alignas(alignment) T tile[blk::MR * blk::NR];
+    micro_kernel<T>(kc, a, b, tile, blk::NR, T(1), T(0));
+    for (std::size_t r = 0; r < mr; ++r)
+        for (std::size_t j = 0; j < nr; ++j) {
+            T& dst = c[r * ldc + j];
+            dst = beta == T(0) ? alpha * tile[r * blk::NR + j] : alpha * tile[r * blk::NR + j] + beta * dst;
+        }
+}
+
+/// C[m0:m1, n0:n1] = alpha * op(A) op(B) + beta * C on the calling thread; epi(i0, i1, j0, j1)
+/// runs on each MC x NC block of C as soon as it is final (still in cache).
+template <class T>
+void builtin_gemm_block(bool ta, bool tb, std::size_t m0, std::size_t m1, std::size_t n0, std::size_t n1,
+                        std::size_t K, T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
+                        std::size_t ldc, epilogue_ref epi) {
+    using blk = gemm_blocking<T>;
+    constexpr std::size_t MR = blk::MR, NR = blk::NR, KC = blk::KC, MC = blk::MC, NC = blk::NC;
+    if (m0 >= m1 || n0 >= n1) return;
+    if (K == 0) {  // op(A) op(B) is all zeros
+        for (std::size_t i = m0; i < m1; ++i)
+            for (std::size_t j = n0; j < n1; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
+        epi(m0, m1, n0, n1);
+        return;
+    }
+    thread_local aligned_vector<T> abuf, bbuf;
+    abuf.resize(MC * KC);
+    bbuf.resize(std::min(NC, (n1 - n0 + NR - 1) / NR * NR) * KC);
+    for (std::size_t jc = n0; jc < n1; jc += NC) {
+        const std::size_t nc = std::min(NC, n1 - jc);
+        for (std::size_t pc = 0; pc < K; pc += KC) {
+            const std::size_t kc = std::min(KC, K - pc);
+            const T beta_k = pc == 0 ? beta : T(1);  // later K blocks accumulate
+            const bool last_k = pc + kc == K;
+            pack_b(b, ldb, tb, pc, kc, jc, nc, bbuf.data());
+            for (std::size_t ic = m0; ic < m1; ic += MC) {
+                const std::size_t mc = std::min(MC, m1 - ic);
+                pack_a(a, lda, ta, ic, mc, pc, kc, abuf.data());
+                for (std::size_t jr = 0; jr < nc; jr += NR) {
+                    const std::size_t nr = std::min(NR, nc - jr);
+                    const T* bp = bbuf.data() + jr * kc;
+                    for (std::size_t ir = 0; ir < mc; ir += MR) {
+                        const std::size_t mr = std::min(MR, mc - ir);
+                        T* cp = c + (ic + ir) * ldc + jc + jr;
+                        const T* ap = abuf.data() + ir * kc;
+                        if (mr == MR && nr == NR)
+                            micro_kernel<T>(kc, ap, bp, cp, ldc, alpha, beta_k);
+                        else
+                            edge_kernel<T>(kc, ap, bp, cp, ldc, mr, nr, alpha, beta_k);
+                    }
+                }
+                if (last_k) epi(ic, ic + mc, jc, jc + nc);
+            }
+        }
+    }
+}
+
+/// The built-in GEMM over `nt` threads: C is split along its longer side into one slab per
+/// thread (each packs its own panels; the duplicated packing is O(1/M) of the work).
+template <class T>
+void builtin_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, T alpha, const T* a, std::size_t lda,
+                  const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc, epilogue_ref epi, std::size_t nt) {
+    const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+    if (flops < 4e6) nt = 1;  // below ~20 us of work, waking a thread costs more than it saves
+    const bool split_m = M >= N;
+    constexpr std::size_t MR = gemm_blocking<T>::MR, NR = gemm_blocking<T>::NR;
+    const std::size_t unit = split_m ? MR : NR, extent = split_m ? M : N;
+    nt = std::max<std::size_t>(1, std::min(nt, (extent + unit - 1) / unit));
+    if (nt == 1) {
+        builtin_gemm_block(ta, tb, 0, M, 0, N, K, alpha, a, lda, b, ldb, beta, c, ldc, epi);
+        return;
+    }
+    const std::size_t per = ((extent + nt - 1) / nt + unit - 1) / unit * unit;
+    parallel_run(nt, [&](std::size_t t) {
+        const std::size_t lo = std::min(extent, t * per), hi = std::min(extent, (t + 1) * per);
+        if (split_m)
+            builtin_gemm_block(ta, tb, lo, hi, 0, N, K, alpha, a, lda, b, ldb, beta, c, ldc, epi);
+        else
+            builtin_gemm_block(ta, tb, 0, M, lo, hi, K, alpha, a, lda, b, ldb, beta, c, ldc, epi);
+    });
+}
+
+/// Runs epi over C's rows [0, M) in chunks across the pool (BLAS path: C is complete).
+inline void run_epilogue(std::size_t M, std::size_t N, epilogue_ref epi, std::size_t nt) {
+    if (M * N < (std::size_t{1} << 15)) nt = 1;
+    nt = std::max<std::size_t>(1, std::min(nt, M));
+    if (nt == 1) {
+        epi(0, M, 0, N);
+        return;
+    }
+    const std::size_t per = (M + nt - 1) / nt;
+    parallel_run(nt, [&](std::size_t t) {
+        const std::size_t lo = std::min(M, t * per), hi = std::min(M, (t + 1) * per);
+        if (lo < hi) epi(lo, hi, 0, N);
+    });
+}
+
+/// C = alpha * op(A) op(B) + beta * C with row-major operands, then epi(i0, i1, j0, j1) over
+/// blocks covering C (each element exactly once). op(A) is M x K, op(B) is K x N. With
+/// beta == 0, C is not read (it may be uninitialised).
+template <class T, class Epi = no_epilogue>
+void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, T alpha, const T* a,
+          std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc, const Epi& epi = {}) {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "xgrad::gemm: T must be float or double");
+    if (M == 0 || N == 0) return;
+    const std::size_t nt = gemm_threads();
+#if defined(XGRAD_HAVE_CBLAS)
+    if (K > 0 && get_gemm_backend() == gemm_backend::blas) {
+        set_blas_threads(nt);
+        const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+        const auto m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
+        const auto la = static_cast<int>(lda), lb = static_cast<int>(ldb), lc = static_cast<int>(ldc);
+        if constexpr (std::is_same_v<T, float>)
+            cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, la, b, lb, beta, c, lc);
+        else
+            cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, la, b, lb, beta, c, lc);
+        if constexpr (!std::is_same_v<Epi, no_epilogue>) run_epilogue(M, N, epilogue_ref(epi), nt);
+        return;
+    }
+#endif
+    builtin_gemm<T>(trans_a, trans_b, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, epilogue_ref(epi), nt);
+}
+
+}  // namespace detail
+}  // namespace xgrad
