@@ -9,6 +9,8 @@
 # Environment:
 #   XGRAD_SKIP_RELEASE=1   skip phase 1
 #   XGRAD_SKIP_ASAN=1      skip phase 2
+#   XGRAD_SKIP_TSAN=1      skip the ThreadSanitizer runs (tests/tsan/run.sh)
+#   XGRAD_SKIP_FUZZ=1      skip the bounded fuzzing (tests/fuzz/run.sh; XGRAD_FUZZ_SECONDS per target, default 20)
 #   JOBS                   parallel build/test jobs (default: nproc)
 #   BUILD_DIR, ASAN_BUILD_DIR   build directories (default: build, build-asan)
 set -euo pipefail
@@ -79,6 +81,7 @@ fi
 if [[ "${XGRAD_SKIP_ASAN:-0}" != "1" ]]; then
   phase "asan: configure" cmake -S . -B "$ASAN_BUILD_DIR" \
     -DCMAKE_BUILD_TYPE=Debug \
+    "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1" \
     -DXGRAD_SANITIZE=address,undefined \
     -DXGRAD_BUILD_TESTS=ON \
     -DXGRAD_BUILD_EXAMPLES=OFF \
@@ -90,6 +93,15 @@ if [[ "${XGRAD_SKIP_ASAN:-0}" != "1" ]]; then
     ctest --test-dir "$ASAN_BUILD_DIR" --output-on-failure -j "$JOBS" -LE consumer
 else
   echo "test: XGRAD_SKIP_ASAN=1, skipping the sanitizer build"
+fi
+
+# Thread-safety of the data loader and the thread pool under ThreadSanitizer, and a bounded
+# libFuzzer run of every file reader under ASan/UBSan.
+if [[ "${XGRAD_SKIP_TSAN:-0}" != "1" ]]; then
+  phase "tsan" bash tests/tsan/run.sh 3
+fi
+if [[ "${XGRAD_SKIP_FUZZ:-0}" != "1" ]]; then
+  phase "fuzz" bash tests/fuzz/run.sh "${XGRAD_FUZZ_SECONDS:-20}"
 fi
 
 echo

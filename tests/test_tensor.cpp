@@ -134,3 +134,9 @@ BOOST_AUTO_TEST_CASE(assign_broadcasts_and_astype_converts) {
     cl(0, 0) = -1;
     BOOST_TEST(t(0, 0) == 1.0f);
 }
+
+BOOST_AUTO_TEST_CASE(absurd_shapes_are_rejected_not_overflowed) {
+    BOOST_CHECK_THROW(xgrad::empty<float>({1u << 31, 1u << 31, 1u << 31}), xgrad::value_error);
+    auto z = xgrad::empty<float>({0, std::size_t{1} << 40, std::size_t{1} << 40});  // zero elements: fine
+    BOOST_TEST(z.size() == 0u);
+}

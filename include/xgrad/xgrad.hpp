@@ -9,6 +9,7 @@
 #include "core/rng.hpp"
 #include "core/shape.hpp"
 #include "core/tensor.hpp"
+#include "core/transfer.hpp"
 #include "core/xtensor_interop.hpp"
 
 #include "autodiff/parameter.hpp"
@@ -18,4 +19,6 @@
 #include "expr/op_node.hpp"
 #include "autodiff/backward.hpp"
 #include "autodiff/gradcheck.hpp"
+
+#include "data.hpp"
 #include "ops/nn_functional.hpp"

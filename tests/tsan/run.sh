@@ -8,9 +8,10 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/xgrad-tsan.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-exe="$work/test_data_loader"
+for name in test_data_loader test_thread_pool; do
+exe="$work/$name"
 g++ -std=c++20 -O1 -g -fsanitize=thread -DBOOST_TEST_DYN_LINK -I "$root/include" \
-    "$root/tests/test_data_loader.cpp" -lboost_unit_test_framework -pthread -o "$exe"
+    "$root/tests/$name.cpp" -lboost_unit_test_framework -lz -pthread -o "$exe"
 
 for i in $(seq 1 "$repeats"); do
     log="$work/run$i.log"
@@ -22,4 +23,5 @@ for i in $(seq 1 "$repeats"); do
         exit 1
     fi
 done
-echo "tsan: $repeats clean runs of test_data_loader"
+echo "tsan: $repeats clean runs of $name"
+done

@@ -31,10 +31,10 @@ inline std::size_t numel(const shape_t& s) {
 /// Row-major strides, in elements.
 inline strides_t contiguous_strides(const shape_t& s) {
     strides_t st(s.size());
-    std::ptrdiff_t acc = 1;
+    std::size_t acc = 1;  // unsigned: a zero-size shape with huge extents must not overflow
     for (std::size_t i = s.size(); i-- > 0;) {
-        st[i] = acc;
-        acc *= static_cast<std::ptrdiff_t>(s[i]);
+        st[i] = static_cast<std::ptrdiff_t>(acc);
+        acc *= s[i];
     }
     return st;
 }

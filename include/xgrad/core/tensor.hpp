@@ -114,8 +114,22 @@ public:
     /// A contiguous tensor whose elements are not initialised.
     static tensor uninitialized(shape_t shape) {
         auto st = contiguous_strides(shape);
-        auto n = numel(shape);
+        auto n = checked_numel(shape);
         return tensor(detail::allocate<T>(n), std::move(shape), std::move(st));
+    }
+
+    /// Element count of a shape, throwing value_error when it overflows.
+    static std::size_t checked_numel(const shape_t& s) {
+        std::size_t n = 1;
+        bool zero = false;
+        for (auto d : s) zero = zero || d == 0;
+        if (zero) return 0;
+        for (auto d : s) {
+            if (n > (std::size_t{1} << 62) / d)
+                throw value_error("tensor: shape " + to_string(s) + " has more elements than can be addressed");
+            n *= d;
+        }
+        return n;
     }
 
     // --- geometry -----------------------------------------------------------
