@@ -47,3 +47,19 @@ BOOST_AUTO_TEST_CASE(bad_indices_and_weight) {
     check_throws<shape_error>([&] { embedding(tensor<std::int64_t>({1}), zeros<float>({4})); },
                               {"embedding", "{num_embeddings, dim}", "{4}"});
 }
+
+BOOST_AUTO_TEST_CASE(large_lookup_split_across_threads) {
+    rng gen(42);
+    auto w = param(randn<float>({50, 10}, gen));
+    const auto idx = uniform<std::int64_t>({4000}, gen, 0, 50);
+    const auto y = eval(embedding(idx, w));
+    bool same = true;
+    for (std::size_t i = 0; i < 4000; ++i)
+        for (std::size_t j = 0; j < 10; ++j) same = same && y(i, j) == w.value()(idx(i), j);
+    BOOST_TEST(same);
+    // every row's gradient counts how often it was picked
+    backward(sum(embedding(idx, w)));
+    std::vector<float> count(50, 0.f);
+    for (std::size_t i = 0; i < 4000; ++i) count[static_cast<std::size_t>(idx(i))] += 1.f;
+    for (std::size_t r = 0; r < 50; ++r) BOOST_TEST(w.grad()(r, 3) == count[r]);
+}

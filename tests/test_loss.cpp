@@ -206,3 +206,28 @@ BOOST_AUTO_TEST_CASE(bad_labels_and_shapes) {
     y.data()[2] = 4;
     check_throws<value_error>([&] { eval(loss); }, {"cross_entropy", "label 4", "position 2"});
 }
+
+BOOST_AUTO_TEST_CASE(large_batch_split_across_threads_agrees_with_a_plain_loop) {
+    rng gen(24);
+    const std::size_t n = 600, c = 10;
+    auto x = param(randn<double>({n, c}, gen, 0.0, 2.0));
+    const auto y = uniform<std::int64_t>({n}, gen, 0, static_cast<std::int64_t>(c));
+    const double loss = backward(cross_entropy(x, y, {.label_smoothing = 0.1}));
+    double ref = 0, worst = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const double* z = x.value().data() + i * c;
+        double m = -1e300, s = 0;
+        for (std::size_t j = 0; j < c; ++j) m = std::max(m, z[j]);
+        for (std::size_t j = 0; j < c; ++j) s += std::exp(z[j] - m);
+        const double lse = m + std::log(s);
+        double smooth = 0;
+        for (std::size_t j = 0; j < c; ++j) smooth += lse - z[j];
+        ref += (0.9 * (lse - z[y(i)]) + 0.1 / c * smooth) / n;
+        for (std::size_t j = 0; j < c; ++j) {
+            const double d = (std::exp(z[j] - lse) - 0.1 / c - (j == static_cast<std::size_t>(y(i)) ? 0.9 : 0.0)) / n;
+            worst = std::max(worst, std::fabs(x.grad()(i, j) - d));
+        }
+    }
+    BOOST_TEST(loss == ref, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(worst < 1e-15);
+}

@@ -130,3 +130,44 @@ BOOST_AUTO_TEST_CASE(bad_shapes_and_values) {
                               {"layer_norm", "gamma of shape {2}"});
     check_throws<shape_error>([&] { layer_norm(x, 4, ones<float>({2}), zeros<float>({2})); }, {"layer_norm", "last 4"});
 }
+
+BOOST_AUTO_TEST_CASE(large_inputs_split_across_threads_agree_with_a_plain_loop) {
+    rng gen(33);
+    {
+        const shape_t s{16, 4, 24, 24};  // channels shared between the pool's threads
+        auto x = randn<double>(s, gen, 1.0, 2.0);
+        auto rm = zeros<double>({4});
+        auto rv = ones<double>({4});
+        const auto y = eval(batch_norm(x, ones<double>({4}), zeros<double>({4}), rm, rv, {.training = true}));
+        const auto l = detail::layout_along(s, 1);
+        double worst = 0;
+        for (std::size_t c = 0; c < 4; ++c) {
+            double mu = 0, var = 0;
+            for (std::size_t o = 0; o < l.outer; ++o)
+                for (std::size_t k = 0; k < l.inner; ++k) mu += x.data()[(o * 4 + c) * l.inner + k];
+            mu /= double(l.outer * l.inner);
+            for (std::size_t o = 0; o < l.outer; ++o)
+                for (std::size_t k = 0; k < l.inner; ++k) var += std::pow(x.data()[(o * 4 + c) * l.inner + k] - mu, 2);
+            var /= double(l.outer * l.inner);
+            for (std::size_t o = 0; o < l.outer; ++o)
+                for (std::size_t k = 0; k < l.inner; ++k) {
+                    const std::size_t i = (o * 4 + c) * l.inner + k;
+                    worst = std::max(worst, std::fabs(y.data()[i] - (x.data()[i] - mu) / std::sqrt(var + 1e-5)));
+                }
+        }
+        BOOST_TEST(worst < 1e-12);
+    }
+    {
+        auto x = randn<double>({128, 300}, gen, -1.0, 3.0);
+        const auto y = eval(layer_norm(x, {300}));
+        double worst = 0;
+        for (std::size_t r = 0; r < 128; ++r) {
+            double mu = 0, var = 0;
+            for (std::size_t j = 0; j < 300; ++j) mu += x(r, j) / 300;
+            for (std::size_t j = 0; j < 300; ++j) var += std::pow(x(r, j) - mu, 2) / 300;
+            for (std::size_t j = 0; j < 300; ++j)
+                worst = std::max(worst, std::fabs(y(r, j) - (x(r, j) - mu) / std::sqrt(var + 1e-5)));
+        }
+        BOOST_TEST(worst < 1e-12);
+    }
+}

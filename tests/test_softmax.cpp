@@ -95,3 +95,31 @@ BOOST_AUTO_TEST_CASE(bad_axis_and_rank) {
     xgrad_test::check_throws<index_error>([&] { log_softmax(x, -3); }, {"log_softmax", "axis -3"});
     xgrad_test::check_throws<shape_error>([&] { softmax(full<float>({}, 1.f)); }, {"softmax", "shape {}"});
 }
+
+BOOST_AUTO_TEST_CASE(large_inputs_split_across_threads_agree_with_a_plain_loop) {
+    // big enough that the rows are shared between the pool's threads
+    rng gen(14);
+    for (const auto& [s, axis] : {std::pair{shape_t{96, 700}, std::size_t{1}}, std::pair{shape_t{4, 50, 300}, std::size_t{1}}}) {
+        auto x = param(randn<double>(s, gen, 0.0, 3.0));
+        const auto g = randn<double>(s, gen);
+        const auto y = eval(softmax(x, static_cast<std::ptrdiff_t>(axis)));
+        backward(softmax(x, static_cast<std::ptrdiff_t>(axis)), g);
+        const auto l = detail::layout_along(s, axis);
+        double worst_y = 0, worst_dx = 0;
+        for (std::size_t o = 0; o < l.outer; ++o)
+            for (std::size_t k = 0; k < l.inner; ++k) {
+                auto at = [&](std::size_t i) { return (o * l.extent + i) * l.inner + k; };
+                double m = -1e300, z = 0, gy = 0;
+                for (std::size_t i = 0; i < l.extent; ++i) m = std::max(m, x.value().data()[at(i)]);
+                for (std::size_t i = 0; i < l.extent; ++i) z += std::exp(x.value().data()[at(i)] - m);
+                for (std::size_t i = 0; i < l.extent; ++i) gy += g.data()[at(i)] * std::exp(x.value().data()[at(i)] - m) / z;
+                for (std::size_t i = 0; i < l.extent; ++i) {
+                    const double p = std::exp(x.value().data()[at(i)] - m) / z;
+                    worst_y = std::max(worst_y, std::fabs(y.data()[at(i)] - p));
+                    worst_dx = std::max(worst_dx, std::fabs(x.grad().data()[at(i)] - p * (g.data()[at(i)] - gy)));
+                }
+            }
+        BOOST_TEST(worst_y < 1e-14, to_string(s) << ": y off by " << worst_y);
+        BOOST_TEST(worst_dx < 1e-13, to_string(s) << ": dx off by " << worst_dx);
+    }
+}
