@@ -144,10 +144,12 @@ struct batch_norm_impl {
                 double sg = 0, sgx = 0;  // sum g, sum g xhat
                 for (std::size_t o = 0; o < l.outer; ++o) {
                     const std::size_t base = (o * C + c) * inner;
-                    sg += simd_sum<T>(inner, [&]<class V>(std::size_t k) { return load<V>(pg + base + k); });
-                    sgx += simd_sum<T>(inner, [&]<class V>(std::size_t k) {
-                        return V(load<V>(pg + base + k) * (load<V>(px + base + k) - V(mu)));
+                    const auto s = simd_sum2<T>(inner, [&]<class V>(std::size_t k) {
+                        const V gk = load<V>(pg + base + k);
+                        return std::pair<V, V>{gk, gk * (load<V>(px + base + k) - V(mu))};
                     });
+                    sg += s.first;
+                    sgx += s.second;
                 }
                 sgx *= rs;
                 if (grad[1]) grad[1]->data()[c] = static_cast<T>(sgx);
@@ -224,10 +226,11 @@ struct layer_norm_impl {
                     const T *xr = px + r * D, *gr = pg + r * D;
                     const T mu = st.mean[r], rs = st.rstd[r];
                     // mean(gg) and mean(gg xhat), gg = g gamma
-                    const T mg = simd_sum<T>(D, [&]<class V>(std::size_t j) { return V(load<V>(gr + j) * load<V>(pgam + j)); }) / T(D);
-                    const T mgx = simd_sum<T>(D, [&]<class V>(std::size_t j) {
-                                      return V(load<V>(gr + j) * load<V>(pgam + j) * (load<V>(xr + j) - V(mu)));
-                                  }) * rs / T(D);
+                    const auto s = simd_sum2<T>(D, [&]<class V>(std::size_t j) {
+                        const V gg = load<V>(gr + j) * load<V>(pgam + j);
+                        return std::pair<V, V>{gg, gg * (load<V>(xr + j) - V(mu))};
+                    });
+                    const T mg = s.first / T(D), mgx = s.second * rs / T(D);
                     simd_for<T>(D, [&]<class V>(std::size_t j) {
                         const V xhat = (load<V>(xr + j) - V(mu)) * V(rs);
                         store(V(V(rs) * (load<V>(gr + j) * load<V>(pgam + j) - V(mg) - xhat * V(mgx))), dx + r * D + j);

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../../backend/cpu/loop.hpp"
@@ -87,6 +88,25 @@ XGRAD_INLINE T simd_sum(std::size_t n, F&& f) {
     for (; j + B::size <= n; j += B::size) acc += f.template operator()<B>(j);
     T s = vm::hsum(acc);
     for (; j < n; ++j) s += f.template operator()<T>(j);
+    return s;
+}
+/// Two sums in one pass: f.operator()<V>(j) returns a std::pair<V, V>.
+template <class T, class F>
+XGRAD_INLINE std::pair<T, T> simd_sum2(std::size_t n, F&& f) {
+    using B = simd_t<T>;
+    std::size_t j = 0;
+    B a(T(0)), b(T(0));
+    for (; j + B::size <= n; j += B::size) {
+        const auto [x, y] = f.template operator()<B>(j);
+        a += x;
+        b += y;
+    }
+    std::pair<T, T> s{vm::hsum(a), vm::hsum(b)};
+    for (; j < n; ++j) {
+        const auto [x, y] = f.template operator()<T>(j);
+        s.first += x;
+        s.second += y;
+    }
     return s;
 }
 /// Maximum over j in [0, n) of f.operator()<V>(j) (-inf when n == 0).
