@@ -78,16 +78,23 @@ XGRAD_INLINE void softmax_lanes(const T* x, T* y, std::size_t n, std::size_t s) 
 
 template <bool Log, class V, class T>
 XGRAD_INLINE void softmax_lanes_backward(const T* g, const T* y, T* dx, std::size_t n, std::size_t s) {
-    V acc(T(0));
-    for (std::size_t i = 0; i < n; ++i)
-        acc += Log ? load<V>(g + i * s) : V(load<V>(g + i * s) * load<V>(y + i * s));
+    V acc(T(0));  // sum g (log_softmax) or sum g y (softmax)
+    for (std::size_t i = 0; i < n; ++i) {
+        if constexpr (Log)
+            acc += load<V>(g + i * s);
+        else
+            acc += load<V>(g + i * s) * load<V>(y + i * s);
+    }
     for (std::size_t i = 0; i < n; ++i) {
         const V gi = load<V>(g + i * s), yi = load<V>(y + i * s);
-        store(Log ? V(gi - vm::exp(yi) * acc) : V(yi * (gi - acc)), dx + i * s);
+        if constexpr (Log)
+            store(V(gi - vm::exp(yi) * acc), dx + i * s);
+        else
+            store(V(yi * (gi - acc)), dx + i * s);
     }
 }
 
-/// Runs the forward or backward kernel over every line of layout l.
+/// Runs the forward (a = x) or backward (a = g, b = y) kernel over every line of layout l.
 template <bool Log, bool Backward, class T>
 void softmax_apply(const axis_layout& l, const T* a, const T* b, T* out) {
     using B = simd_t<T>;
@@ -103,15 +110,15 @@ void softmax_apply(const axis_layout& l, const T* a, const T* b, T* out) {
                     softmax_line<Log>(a + base, out + base, n);
                 continue;
             }
-            std::size_t k = 0;
-            auto run = [&]<class V>(std::size_t k) {
+            auto run = [&]<class V>(std::size_t at) {
                 if constexpr (Backward)
-                    softmax_lanes_backward<Log, V>(a + base + k, b + base + k, out + base + k, n, inner);
+                    softmax_lanes_backward<Log, V>(a + at, b + at, out + at, n, inner);
                 else
-                    softmax_lanes<Log, V>(a + base + k, out + base + k, n, inner);
+                    softmax_lanes<Log, V>(a + at, out + at, n, inner);
             };
-            for (; k + B::size <= inner; k += B::size) run.template operator()<B>(k);
-            for (; k < inner; ++k) run.template operator()<T>(k);
+            std::size_t k = 0;
+            for (; k + B::size <= inner; k += B::size) run.template operator()<B>(base + k);
+            for (; k < inner; ++k) run.template operator()<T>(base + k);
         }
     });
 }
