@@ -9,7 +9,6 @@
 #include "core/rng.hpp"
 #include "core/shape.hpp"
 #include "core/tensor.hpp"
-#include "core/transfer.hpp"
 #include "core/xtensor_interop.hpp"
 
 #include "autodiff/parameter.hpp"
