@@ -42,9 +42,18 @@ pad=$(printf '%*s' $((64 - (10 + ${#hdr} + 1) % 64)) '')
 { printf '\x93NUMPY\x01\x00'; printf "\\x$(printf %02x $(( ${#hdr} + ${#pad} + 1 )))\\x00"; printf '%s%s\n' "$hdr" "$pad";
   printf '\x01\x02\x03'; } > "$c/uint8"
 
+c=$(seeds safetensors)
+# 8-byte little-endian header length, JSON header, data
+st() { local n=${#1}; printf "\\x$(printf %02x $((n & 255)))\\x$(printf %02x $((n >> 8)))\\x00\\x00\\x00\\x00\\x00\\x00%s" "$1"; }
+{ st '{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
+  printf '\x00\x00\x80\x3f\x00\x00\x00\x40'; } > "$c/f32"
+{ st '{"d":{"dtype":"F64","shape":[1],"data_offsets":[0,8]},"h":{"dtype":"F16","shape":[2],"data_offsets":[8,12]},"b":{"dtype":"BF16","shape":[1,1],"data_offsets":[12,14]},"m":{"dtype":"BOOL","shape":[2],"data_offsets":[14,16]},"e":{"dtype":"I32","shape":[0,3],"data_offsets":[16,16]}}'
+  printf '\x00\x00\x00\x00\x00\x00\xf0\x3f\x00\x3c\x01\x7c\x80\x3f\x01\x00'; } > "$c/mixed"
+{ st '{ "\u00e9\ud83d\ude00" : {"dtype":"I8","shape":[],"data_offsets":[0,1]} }   '; printf '\xff'; } > "$c/unicode"
+
 # --- build and run ----------------------------------------------------------------
 status=0
-for target in idx cifar10 csv npy; do
+for target in idx cifar10 csv npy safetensors; do
     exe="$work/fuzz_$target"
     clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
         -I "$root/include" "$root/tests/fuzz/fuzz_$target.cpp" -lz -o "$exe"
