@@ -10,11 +10,13 @@
 // cols {Cg KH KW, OH OW} and Y_g = W_g cols is one GEMM whose output is already NCHW; bias
 // and activation run in that GEMM's epilogue. A 1x1, stride 1, unpadded convolution uses x as
 // cols directly. Samples are spread over xgrad's threads, each GEMM then single-threaded.
+// Direct xsimd kernels (detail/conv_direct.hpp) can be selected with set_conv_algorithm.
 //
 // Gradients (G = upstream gradient times act'):
 //   dW_g = sum_n G_g cols^T,   dcols = W_g^T G_g scattered back (col2im) into dx,   db = sum_{n,i,j} G.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <string>
 #include <tuple>
@@ -23,6 +25,7 @@
 #include "../backend/cpu/gemm.hpp"
 #include "../expr/op_node.hpp"
 #include "activation.hpp"
+#include "detail/conv_direct.hpp"
 #include "detail/epilogue.hpp"
 
 namespace xgrad {
@@ -54,6 +57,22 @@ struct conv2d_options {
     size2 dilation = 1;
     std::ptrdiff_t groups = 1;
 };
+
+/// How conv2d computes. `automatic` (the default) is im2col + GEMM, measured faster than the
+/// direct kernels on every CNN layer shape benchmarked (docs/dense_ops.md); `direct` selects
+/// the direct xsimd kernels where they apply (stride 1, dilation 1, padding < kernel; other
+/// shapes still use im2col).
+enum class conv_algorithm { automatic, im2col, direct };
+
+namespace detail {
+inline std::atomic<conv_algorithm>& conv_algorithm_setting() {
+    static std::atomic<conv_algorithm> a{conv_algorithm::automatic};
+    return a;
+}
+}  // namespace detail
+
+inline conv_algorithm get_conv_algorithm() { return detail::conv_algorithm_setting().load(); }
+inline void set_conv_algorithm(conv_algorithm a) { detail::conv_algorithm_setting() = a; }
 
 namespace detail {
 
@@ -107,6 +126,21 @@ struct conv_geometry {
     std::size_t ohw() const { return OH * OW; }
     /// 1x1, stride 1, no padding: x itself is the column matrix.
     bool pointwise() const { return KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
+    /// Whether this convolution runs the direct kernels (which need stride 1, dilation 1 and,
+    /// for dx, padding below the kernel size).
+    bool direct() const {
+        const bool ok = sh == 1 && sw == 1 && dh == 1 && dw == 1 && ph < KH && pw < KW && !pointwise();
+        return ok && get_conv_algorithm() == conv_algorithm::direct;
+    }
+    // wide-row layout of the direct kernels (conv_direct.hpp)
+    std::size_t wp() const { return W + 2 * pw; }
+    std::size_t plane() const { return (H + 2 * ph) * wp(); }
+    std::size_t wide() const { return OH * wp(); }  // wide outputs per channel
+    std::size_t wide_blocks() const {               // ... rounded up to the kernel's block
+        constexpr std::size_t blk = 4 * simd_t<float>::size;
+        return (wide() + blk - 1) / blk * blk;
+    }
+    std::size_t slack() const { return wide_blocks() - wide() + KW + 4 * simd_t<float>::size; }
 
     /// Output columns [lo, hi) whose input column j * s - p + k d lies inside [0, extent).
     static void valid_range(std::size_t out, std::size_t extent, std::size_t s, std::size_t p, std::size_t kd,
@@ -216,6 +250,10 @@ struct conv2d_op {
         std::vector<std::ptrdiff_t> channel(g.OC);  // bias offset of each GEMM row: its channel
         for (std::size_t o = 0; o < g.OC; ++o) channel[o] = static_cast<std::ptrdiff_t>(o);
         const std::size_t ckk = g.ckk(), ohw = g.ohw();
+        if (g.direct()) {
+            forward_direct(g, x, w, bias, channel, y, pre_z);
+            return y;
+        }
         for_batch(g.N, [&](std::size_t, std::size_t n0, std::size_t n1) {
             thread_local aligned_vector<T> cols;
             if (!g.pointwise()) cols.resize(ckk * ohw);
@@ -247,22 +285,48 @@ struct conv2d_op {
         const tensor<T>& x = in[0];
         const tensor<T>& w = in[1];
         const conv_geometry g(x.shape(), w.shape(), opt, name);
-        tensor<T> dz = grad;
-        if constexpr (!trivial_activation<Act>) {
-            dz = tensor<T>::uninitialized(grad.shape());
-            activation_backward<T, Act>(grad.data(), out.data(), pre.data(), dz.data(), dz.size());
+        tensor<T> dz = grad;  // gradient w.r.t. conv(x, w) + b
+        if (!trivial_activation<Act>) dz = tensor<T>::uninitialized(grad.shape());
+        if (Bias || !trivial_activation<Act>) {  // act' and db = sum of dz per channel, one pass
+            bias_layout L;
+            T* db = nullptr;
+            if constexpr (Bias) {
+                L = make_bias_layout(shape_t{g.OC, 1, 1}, grad.shape(), 2, name);  // b[o] per channel
+                db = gi[2] ? gi[2]->data() : nullptr;
+            }
+            epilogue_backward<T, Act>(grad.data(), out.data(), pre.data(), dz.data(), g.N * g.OC, g.ohw(), L, db, g.OC);
         }
-        if constexpr (Bias)
-            if (gi[2]) gi[2]->assign(sum_to_shape(dz, shape_t{1, g.OC, 1, 1}).reshape(shape_t{g.OC}));
         if (!gi[0] && !gi[1]) return;
-        const std::size_t ckk = g.ckk(), ohw = g.ohw();
         const std::size_t nt = std::max<std::size_t>(1, std::min(num_threads(), g.N));
         // dW: one partial sum per thread (the first writes into the result), added up at the end
         std::vector<tensor<T>> dw_part;
         if (gi[1])
             for (std::size_t t = 1; t < nt; ++t) dw_part.push_back(tensor<T>::uninitialized(w.shape()));
         std::vector<char> dw_written(nt, 0);
-        if (gi[0]) gi[0]->fill(T(0));
+        if (g.direct()) {
+            backward_direct(g, x, w, dz, gi[0], gi[1], dw_part, dw_written);
+        } else {
+            if (gi[0]) gi[0]->fill(T(0));
+            backward_im2col(g, x, w, dz, gi[0], gi[1], dw_part, dw_written);
+        }
+        if (gi[1]) {
+            T* dw = gi[1]->data();
+            if (!dw_written[0]) gi[1]->fill(T(0));
+            for (std::size_t t = 1; t < nt; ++t)
+                if (dw_written[t]) {
+                    const T* p = dw_part[t - 1].data();
+                    for (std::size_t i = 0; i < w.size(); ++i) dw[i] += p[i];
+                }
+        }
+    }
+
+private:
+    /// dx (zeroed by the caller) and per-thread dW partial sums through im2col + GEMM.
+    void backward_im2col(const conv_geometry& g, const tensor<T>& x, const tensor<T>& w, const tensor<T>& dz,
+                         tensor<T>* gx, tensor<T>* gw, std::vector<tensor<T>>& dw_part,
+                         std::vector<char>& dw_written) const {
+        std::array<tensor<T>*, 2> gi{gx, gw};
+        const std::size_t ckk = g.ckk(), ohw = g.ohw();
         for_batch(g.N, [&](std::size_t t, std::size_t n0, std::size_t n1) {
             thread_local aligned_vector<T> cols, dcols;
             if (!g.pointwise()) {
@@ -296,15 +360,89 @@ struct conv2d_op {
                 }
             if (dw && n0 < n1) dw_written[t] = 1;
         });
-        if (gi[1]) {
-            T* dw = gi[1]->data();
-            if (!dw_written[0]) gi[1]->fill(T(0));
-            for (std::size_t t = 1; t < nt; ++t)
-                if (dw_written[t]) {
-                    const T* p = dw_part[t - 1].data();
-                    for (std::size_t i = 0; i < w.size(); ++i) dw[i] += p[i];
+    }
+
+    /// Forward through the direct kernel: wide rows into scratch, then the valid columns into y
+    /// and the bias/activation epilogue over them.
+    void forward_direct(const conv_geometry& g, const tensor<T>& x, const tensor<T>& w, const T* bias,
+                        const std::vector<std::ptrdiff_t>& channel, tensor<T>& y, T* pre_z) const {
+        const std::size_t ohw = g.ohw(), Wp = g.wp(), np = g.wide_blocks();
+        for_batch(g.N, [&](std::size_t, std::size_t n0, std::size_t n1) {
+            thread_local aligned_vector<T> xp, out;
+            out.resize(g.OCg * np);
+            for (std::size_t n = n0; n < n1; ++n)
+                for (std::size_t gr = 0; gr < g.G; ++gr) {
+                    pad_planes(x.data() + (n * g.C + gr * g.Cg) * g.H * g.W, g.Cg, g.H, g.W, g.ph, g.pw, g.slack(), xp);
+                    direct_wide(xp.data(), g.Cg, g.plane(), Wp, w.data() + gr * g.OCg * g.ckk(), g.OCg, g.KH, g.KW,
+                                out.data(), np, np);
+                    const std::size_t off = (n * g.OC + gr * g.OCg) * ohw;
+                    T* C = y.data() + off;
+                    for (std::size_t o = 0; o < g.OCg; ++o)
+                        for (std::size_t i = 0; i < g.OH; ++i)
+                            std::memcpy(C + o * ohw + i * g.OW, out.data() + o * np + i * Wp, g.OW * sizeof(T));
+                    if (bias || !trivial_activation<Act>) {
+                        bias_act_epilogue<T, Act> epi{C, ohw, bias, channel.data() + gr * g.OCg, 0,
+                                                      pre_z ? pre_z + off : nullptr};
+                        epi(0, g.OCg, 0, ohw);
+                    }
                 }
+        });
+    }
+
+    /// dx and per-thread dW partial sums through the direct kernels: dW as dot products of wide
+    /// gradient rows with shifted input rows; dx as the forward kernel run on the gradient
+    /// padded by K - 1 - p with the kernel flipped and its channel axes swapped.
+    void backward_direct(const conv_geometry& g, const tensor<T>& x, const tensor<T>& w, const tensor<T>& dz,
+                         tensor<T>* gx, tensor<T>* gw, std::vector<tensor<T>>& dw_part,
+                         std::vector<char>& dw_written) const {
+        const std::size_t ohw = g.ohw(), Wp = g.wp(), KK = g.KH * g.KW;
+        // wf[gr][c, o, p, q] = w[gr OCg + o, c, KH-1-p, KW-1-q]
+        std::vector<T> wf;
+        if (gx) {
+            wf.resize(w.size());
+            for (std::size_t gr = 0; gr < g.G; ++gr)
+                for (std::size_t o = 0; o < g.OCg; ++o)
+                    for (std::size_t c = 0; c < g.Cg; ++c)
+                        for (std::size_t k = 0; k < KK; ++k)
+                            wf[((gr * g.Cg + c) * g.OCg + o) * KK + (KK - 1 - k)] =
+                                w.data()[((gr * g.OCg + o) * g.Cg + c) * KK + k];
         }
+        // geometry of dx as a forward convolution of the gradient
+        const std::size_t qh = g.KH - 1 - g.ph, qw = g.KW - 1 - g.pw;
+        const std::size_t Wq = g.OW + 2 * qw, Hq = g.OH + 2 * qh, widex = g.H * Wq;
+        constexpr std::size_t blk = 4 * simd_t<float>::size;
+        const std::size_t npx = (widex + blk - 1) / blk * blk;
+        const std::size_t np_w = (g.wide() + simd_t<T>::size - 1) / simd_t<T>::size * simd_t<T>::size;
+        for_batch(g.N, [&](std::size_t t, std::size_t n0, std::size_t n1) {
+            thread_local aligned_vector<T> xp, gwide, gp, outx;
+            T* dw = gw ? (t == 0 ? gw->data() : dw_part[t - 1].data()) : nullptr;
+            for (std::size_t n = n0; n < n1; ++n)
+                for (std::size_t gr = 0; gr < g.G; ++gr) {
+                    const T* Gy = dz.data() + (n * g.OC + gr * g.OCg) * ohw;
+                    if (dw) {  // gwide: G in wide rows, zero in the discarded columns
+                        pad_planes(x.data() + (n * g.C + gr * g.Cg) * g.H * g.W, g.Cg, g.H, g.W, g.ph, g.pw, g.slack(),
+                                   xp);
+                        gwide.assign(g.OCg * np_w, T(0));
+                        for (std::size_t o = 0; o < g.OCg; ++o)
+                            for (std::size_t i = 0; i < g.OH; ++i)
+                                std::memcpy(gwide.data() + o * np_w + i * Wp, Gy + o * ohw + i * g.OW, g.OW * sizeof(T));
+                        direct_weight_grad(xp.data(), g.Cg, g.plane(), Wp, gwide.data(), np_w, g.OCg, g.KH, g.KW, np_w,
+                                           dw + gr * g.OCg * g.ckk(), n != n0);
+                    }
+                    if (gx) {
+                        pad_planes(Gy, g.OCg, g.OH, g.OW, qh, qw, npx - widex + g.KW + blk, gp);
+                        outx.resize(g.Cg * npx);
+                        direct_wide(gp.data(), g.OCg, Hq * Wq, Wq, wf.data() + gr * g.Cg * g.OCg * KK, g.Cg, g.KH, g.KW,
+                                    outx.data(), npx, npx);
+                        T* dx = gx->data() + (n * g.C + gr * g.Cg) * g.H * g.W;
+                        for (std::size_t c = 0; c < g.Cg; ++c)
+                            for (std::size_t h = 0; h < g.H; ++h)
+                                std::memcpy(dx + (c * g.H + h) * g.W, outx.data() + c * npx + h * Wq, g.W * sizeof(T));
+                    }
+                }
+            if (dw && n0 < n1) dw_written[t] = 1;
+        });
+        if (gx && g.N == 0) gx->fill(T(0));
     }
 };
 

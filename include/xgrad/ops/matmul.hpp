@@ -118,13 +118,21 @@ struct dense_op {
         const tensor<T>& b = in[1];
         const matmul_geometry g(a.shape(), b.shape(), TransB, name);
         tensor<T> dz = grad;  // gradient w.r.t. a b + bias
-        if constexpr (!trivial_activation<Act>) {
-            dz = tensor<T>::uninitialized(grad.shape());
-            activation_backward<T, Act>(grad.data(), out.data(), pre.data(), dz.data(), dz.size());
-        }
+        if (!trivial_activation<Act>) dz = tensor<T>::uninitialized(grad.shape());
         if constexpr (Bias) {
-            if (gi[2]) gi[2]->assign(sum_to_shape(dz, in[2].shape()));
-            if (dz.shape() != g.out) dz = sum_to_shape(dz, g.out);
+            if (grad.shape() == g.out) {  // act' and the bias gradient in one pass
+                const bias_layout L = make_bias_layout(in[2].shape(), g.out, 1, name);
+                const std::size_t cols = g.out.empty() ? 1 : g.out.back();
+                epilogue_backward<T, Act>(grad.data(), out.data(), pre.data(), dz.data(), grad.size() / std::max<std::size_t>(cols, 1),
+                                          cols, L, gi[2] ? gi[2]->data() : nullptr, in[2].size());
+            } else {  // the bias enlarged the output: reduce both gradients to their shapes
+                if constexpr (!trivial_activation<Act>)
+                    activation_backward<T, Act>(grad.data(), out.data(), pre.data(), dz.data(), dz.size());
+                if (gi[2]) gi[2]->assign(sum_to_shape(dz, in[2].shape()));
+                dz = sum_to_shape(dz, g.out);
+            }
+        } else if constexpr (!trivial_activation<Act>) {
+            activation_backward<T, Act>(grad.data(), out.data(), pre.data(), dz.data(), dz.size());
         }
         const T* G = dz.data();
         const std::size_t M = g.M, N = g.N, K = g.K, nb = g.batches();

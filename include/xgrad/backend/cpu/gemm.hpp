@@ -83,15 +83,12 @@ struct single_threaded_gemm {
 };
 
 #if defined(XGRAD_HAVE_CBLAS)
-/// Makes OpenBLAS use n threads, calling into it only when the count changes.
+/// Makes OpenBLAS use n threads (asking first: setting it is not free, and a program may also
+/// set it directly).
 inline void set_blas_threads(std::size_t n) {
 #if defined(OPENBLAS_VERSION)
-    static std::atomic<int> current{-1};
     const int want = static_cast<int>(n);
-    if (current.load() != want) {
-        openblas_set_num_threads(want);
-        current = want;
-    }
+    if (openblas_get_num_threads() != want) openblas_set_num_threads(want);
 #else
     (void)n;  // another CBLAS: its own threading settings apply
 #endif

@@ -125,6 +125,74 @@ void activation_backward(const T* g, const T* y, const T* pre, T* dz, std::size_
     });
 }
 
+/// Backward of the epilogue over a rows x cols output in one pass: dz = g * act'(z, y) (not
+/// written for the identity, where dz = g) and db = the bias gradient (sum of dz over the
+/// outputs each bias element fed, laid out by L; skipped when db is null).
+template <class T, class Act>
+void epilogue_backward(const T* g, const T* y, const T* pre, T* dz, std::size_t rows, std::size_t cols,
+                       const bias_layout& L, T* db, std::size_t nbias) {
+    using B = simd_t<T>;
+    constexpr std::size_t W = B::size;
+    const std::size_t nt = std::max<std::size_t>(1, std::min(num_threads(), rows * cols / (std::size_t{1} << 15)));
+    std::vector<std::vector<T>> part(db ? nt : 0, std::vector<T>(nbias, T(0)));  // per-thread bias sums
+    const std::size_t per = (rows + nt - 1) / nt;
+    auto work = [&](std::size_t t) {
+        const std::size_t r0 = std::min(rows, t * per), r1 = std::min(rows, (t + 1) * per);
+        T* acc = db ? part[t].data() : nullptr;
+        for (std::size_t r = r0; r < r1; ++r) {
+            const T* gr = g + r * cols;
+            const T* yr = y + r * cols;
+            const T* zr = pre ? pre + r * cols : yr;
+            T* dr = trivial_activation<Act> ? const_cast<T*>(gr) : dz + r * cols;
+            T* brow = acc ? acc + L.rowoff[r] : nullptr;
+            B rowsum(T(0));
+            T tail = 0;
+            std::size_t j = 0;
+            for (; j + W <= cols; j += W) {
+                B d = B::load_unaligned(gr + j);
+                if constexpr (!trivial_activation<Act>) {
+                    d *= Act::df(B::load_unaligned(zr + j), B::load_unaligned(yr + j));
+                    d.store_unaligned(dr + j);
+                }
+                if (brow) {
+                    if (L.col_step)
+                        (B::load_unaligned(brow + j) + d).store_unaligned(brow + j);
+                    else
+                        rowsum += d;
+                }
+            }
+            for (; j < cols; ++j) {
+                T d = gr[j];
+                if constexpr (!trivial_activation<Act>) {
+                    d *= Act::df(zr[j], yr[j]);
+                    dr[j] = d;
+                }
+                if (brow) {
+                    if (L.col_step)
+                        brow[j] += d;
+                    else
+                        tail += d;
+                }
+            }
+            if (brow && !L.col_step) {
+                alignas(alignment) T lanes[W];
+                rowsum.store_aligned(lanes);
+                for (std::size_t l = 0; l < W; ++l) tail += lanes[l];
+                brow[0] += tail;
+            }
+        }
+    };
+    if (nt == 1)
+        work(0);
+    else
+        parallel_run(nt, work);
+    if (db) {
+        std::fill(db, db + nbias, T(0));
+        for (const auto& p : part)
+            for (std::size_t i = 0; i < nbias; ++i) db[i] += p[i];
+    }
+}
+
 /// Sums g over the dimensions where `target` broadcasts to g's shape: the gradient of a
 /// broadcast operand of shape `target`.
 template <class T>
