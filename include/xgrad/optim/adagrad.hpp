@@ -33,8 +33,8 @@ class adagrad : public optimizer<adagrad<T>, T, adagrad_options> {
 public:
     static constexpr const char* name = "adagrad";
 
-    explicit adagrad(std::vector<parameter<T>> params, adagrad_options o = {})
-        : base(std::move(params), std::move(o)) {}
+    explicit adagrad(std::vector<parameter<T>> params, const adagrad_options& o = {})
+        : base(std::move(params), o) {}
 
     static void validate(const adagrad_options& o) {
         detail::require_non_negative(name, "lr", o.lr);

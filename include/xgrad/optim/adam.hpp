@@ -98,7 +98,7 @@ class adam : public optimizer<adam<T>, T, adam_options> {
 
 public:
     static constexpr const char* name = "adam";
-    explicit adam(std::vector<parameter<T>> params, adam_options o = {}) : base(std::move(params), std::move(o)) {}
+    explicit adam(std::vector<parameter<T>> params, const adam_options& o = {}) : base(std::move(params), o) {}
     static void validate(const adam_options& o) { detail::adam_rule<false>::validate(name, o); }
 
 private:
@@ -114,7 +114,7 @@ class adamw : public optimizer<adamw<T>, T, adamw_options> {
 
 public:
     static constexpr const char* name = "adamw";
-    explicit adamw(std::vector<parameter<T>> params, adamw_options o = {}) : base(std::move(params), std::move(o)) {}
+    explicit adamw(std::vector<parameter<T>> params, const adamw_options& o = {}) : base(std::move(params), o) {}
     static void validate(const adamw_options& o) { detail::adam_rule<true>::validate(name, o); }
 
 private:

@@ -125,7 +125,7 @@ public:
 
     /// Adds parameters with the default options / with their own options.
     void add_param_group(std::vector<parameter<T>> params) { add_param_group(std::move(params), defaults_); }
-    void add_param_group(std::vector<parameter<T>> params, Options options) {
+    void add_param_group(std::vector<parameter<T>> params, const Options& options) {
         Derived::validate(options);
         if (params.empty()) throw value_error(std::string(Derived::name) + ": a parameter group is empty");
         for (std::size_t i = 0; i < params.size(); ++i) {
@@ -141,7 +141,7 @@ public:
         }
         std::vector<param_state<T>> st(params.size());
         for (std::size_t i = 0; i < params.size(); ++i) Derived::init_state(params[i], st[i], options);
-        groups_.push_back({std::move(params), std::move(options)});
+        groups_.push_back({std::move(params), options});
         state_.push_back(std::move(st));
     }
 
@@ -149,9 +149,9 @@ public:
     const std::vector<group_type>& param_groups() const { return groups_; }
     const Options& options(std::size_t group) const { return groups_.at(group).options; }
     /// Replaces a group's options (validated).
-    void set_options(std::size_t group, Options o) {
+    void set_options(std::size_t group, const Options& o) {
         Derived::validate(o);
-        groups_.at(group).options = std::move(o);
+        groups_.at(group).options = o;
     }
 
     double lr(std::size_t group) const override { return groups_.at(group).options.lr; }
@@ -252,7 +252,7 @@ public:
     }
 
 protected:
-    optimizer(std::vector<parameter<T>> params, Options defaults) : defaults_(std::move(defaults)) {
+    optimizer(std::vector<parameter<T>> params, const Options& defaults) : defaults_(defaults) {
         Derived::validate(defaults_);
         if (params.empty()) throw value_error(std::string(Derived::name) + ": got an empty parameter list");
         add_param_group(std::move(params), defaults_);

@@ -37,8 +37,8 @@ class rmsprop : public optimizer<rmsprop<T>, T, rmsprop_options> {
 public:
     static constexpr const char* name = "rmsprop";
 
-    explicit rmsprop(std::vector<parameter<T>> params, rmsprop_options o = {})
-        : base(std::move(params), std::move(o)) {}
+    explicit rmsprop(std::vector<parameter<T>> params, const rmsprop_options& o = {})
+        : base(std::move(params), o) {}
 
     static void validate(const rmsprop_options& o) {
         detail::require_non_negative(name, "lr", o.lr);

@@ -103,7 +103,7 @@ struct step_lr_options {
 /// Multiplies the rates by gamma every step_size epochs.
 class step_lr : public lr_scheduler {
 public:
-    step_lr(lr_schedulable& opt, step_lr_options o) : lr_scheduler(opt), o_(o) {
+    step_lr(lr_schedulable& opt, const step_lr_options& o) : lr_scheduler(opt), o_(o) {
         detail::require_positive_count("step_lr", "step_size", o.step_size);
         detail::require_finite_non_negative("step_lr", "gamma", o.gamma);
         start();
@@ -123,7 +123,7 @@ struct multi_step_lr_options {
 /// Multiplies the rates by gamma at each milestone epoch (a milestone listed twice counts twice).
 class multi_step_lr : public lr_scheduler {
 public:
-    multi_step_lr(lr_schedulable& opt, multi_step_lr_options o) : lr_scheduler(opt), o_(std::move(o)) {
+    multi_step_lr(lr_schedulable& opt, const multi_step_lr_options& o) : lr_scheduler(opt), o_(o) {
         detail::require_finite_non_negative("multi_step_lr", "gamma", o_.gamma);
         for (auto m : o_.milestones)
             if (m < 0) throw value_error("multi_step_lr: milestones must be >= 0, got " + std::to_string(m));
@@ -145,7 +145,7 @@ struct exponential_lr_options {
 /// Multiplies the rates by gamma every epoch.
 class exponential_lr : public lr_scheduler {
 public:
-    exponential_lr(lr_schedulable& opt, exponential_lr_options o) : lr_scheduler(opt), o_(o) {
+    exponential_lr(lr_schedulable& opt, const exponential_lr_options& o) : lr_scheduler(opt), o_(o) {
         detail::require_finite_non_negative("exponential_lr", "gamma", o.gamma);
         start();
     }
@@ -163,7 +163,7 @@ struct cosine_annealing_lr_options {
 /// past t_max it rises again, periodically, as in PyTorch).
 class cosine_annealing_lr : public lr_scheduler {
 public:
-    cosine_annealing_lr(lr_schedulable& opt, cosine_annealing_lr_options o) : lr_scheduler(opt), o_(o) {
+    cosine_annealing_lr(lr_schedulable& opt, const cosine_annealing_lr_options& o) : lr_scheduler(opt), o_(o) {
         detail::require_positive_count("cosine_annealing_lr", "t_max", o.t_max);
         detail::require_finite_non_negative("cosine_annealing_lr", "eta_min", o.eta_min);
         start();
@@ -187,7 +187,7 @@ struct warmup_cosine_lr_options {
 /// down to eta_min at total_steps, where it stays.
 class warmup_cosine_lr : public lr_scheduler {
 public:
-    warmup_cosine_lr(lr_schedulable& opt, warmup_cosine_lr_options o) : lr_scheduler(opt), o_(o) {
+    warmup_cosine_lr(lr_schedulable& opt, const warmup_cosine_lr_options& o) : lr_scheduler(opt), o_(o) {
         if (o.warmup_steps < 0)
             throw value_error("warmup_cosine_lr: warmup_steps must be >= 0, got " + std::to_string(o.warmup_steps));
         if (o.total_steps <= o.warmup_steps)
@@ -232,7 +232,7 @@ struct reduce_lr_on_plateau_options {
 /// min/abs, and the mirror images in mode max. Changes smaller than eps are skipped.
 class reduce_lr_on_plateau {
 public:
-    reduce_lr_on_plateau(lr_schedulable& opt, reduce_lr_on_plateau_options o = {}) : opt_(&opt), o_(o) {
+    reduce_lr_on_plateau(lr_schedulable& opt, const reduce_lr_on_plateau_options& o = {}) : opt_(&opt), o_(o) {
         if (!(o.factor >= 0 && o.factor < 1))
             throw value_error("reduce_lr_on_plateau: factor must be in [0, 1), got " + detail::format_number(o.factor));
         if (o.patience < 0)

@@ -35,7 +35,7 @@ class sgd : public optimizer<sgd<T>, T, sgd_options> {
 public:
     static constexpr const char* name = "sgd";
 
-    explicit sgd(std::vector<parameter<T>> params, sgd_options o = {}) : base(std::move(params), std::move(o)) {}
+    explicit sgd(std::vector<parameter<T>> params, const sgd_options& o = {}) : base(std::move(params), o) {}
 
     static void validate(const sgd_options& o) {
         detail::require_non_negative(name, "lr", o.lr);
