@@ -208,11 +208,11 @@ struct class_loss_impl {
         const std::int64_t* y = labels.data();
         for (std::size_t i = 0; i < labels.size(); ++i)
             if (y[i] != ignore_index) denom += class_weight(y[i]);
-        return T(1) / denom;  // 0/0 = NaN when every label is ignored, as PyTorch
+        return T(1) / denom;  // inf when every label is ignored: 0 * inf = NaN, PyTorch's 0/0
     }
 
-    /// Calls f(first element of the sample's class line, its label, output position) for
-    /// every sample, split across threads; lines are strided by `inner`.
+    /// Calls f(offset of the sample's first class score, stride between its classes, a scratch
+    /// line of C values, sample index) for every sample, split across threads.
     template <class F>
     void for_samples(const shape_t& s, F&& f) const {
         const std::size_t n = s[0], classes = s[1], inner = labels.size() / (n ? n : 1);
@@ -233,7 +233,7 @@ struct class_loss_impl {
         for_samples(s, [&](std::size_t first, std::size_t inner, std::vector<T>& buf, std::size_t i) {
             const std::int64_t y = labels.data()[i];
             if (y == ignore_index) {
-                out.data()[i] = T(0) * sc;  // NaN when every label is ignored and the mean is 0/0
+                out.data()[i] = T(0) * sc;  // 0, or NaN when every label is ignored (see scale)
                 return;
             }
             const T* z = gather(x.data() + first, classes, inner, buf);
