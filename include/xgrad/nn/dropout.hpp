@@ -17,6 +17,8 @@ public:
         if (!(p >= 0 && p < 1)) throw value_error("dropout: p must be in [0, 1), got " + std::to_string(p));
     }
     double p() const { return p_; }
+    /// The mask generator (checkpoints save its state so that a resumed fit draws the same masks).
+    rng& generator() { return gen_; }
     template <operand X>
     auto forward(X&& x) {
         return xgrad::dropout(std::forward<X>(x), p_, this->is_training(), gen_);
