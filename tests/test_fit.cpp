@@ -3,6 +3,7 @@
 
 #include <xgrad/data/loader.hpp>
 #include <xgrad/data/tensor_dataset.hpp>
+#include <xgrad/nn.hpp>
 #include <xgrad/ops/dropout.hpp>
 #include <xgrad/ops/loss.hpp>
 #include <xgrad/ops/matmul.hpp>
@@ -325,4 +326,62 @@ BOOST_AUTO_TEST_CASE(checkpoint_averaging) {
     mlp wide(1, 0, 8);
     xgrad::save(wide, dir / "w.safetensors");
     BOOST_CHECK_THROW(xgrad::average_checkpoints({dir / "a.safetensors", dir / "w.safetensors"}), xgrad::value_error);
+}
+
+namespace {
+auto make_seq() {
+    return nn::sequential(nn::linear(2, 16), nn::batch_norm1d(16), nn::relu(), nn::dropout(0.3), nn::linear(16, 3));
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(nn_models_resume_exactly_with_dropout_and_batch_norm) {
+    xgrad_test::temp_dir dir;
+    const auto backup = dir / "backup.safetensors";
+    auto run = [&](std::size_t kill_after, std::uint64_t seed_before_fit) {
+        nn::manual_seed(42);
+        auto model = make_seq();  // dropout's generator is split off the default one here
+        nn::manual_seed(seed_before_fit);
+        auto opt = xgrad::optim::adam(model.parameters(), {.lr = 0.01});
+        auto train = xgrad::data::loader(blobs(30, 1), {.batch_size = 16, .shuffle = true, .seed = 3});
+        auto killer = cb::lambda({.on_epoch_end = [&](xgrad::train_context& c, xgrad::logs&) {
+            if (c.epoch + 1 == kill_after) throw std::runtime_error("killed");
+        }});
+        try {
+            xgrad::fit(model, opt, cross_entropy, train,
+                       {.epochs = 4, .callbacks = {cb::backup_and_restore(backup), killer}, .progress = false});
+        } catch (const std::runtime_error&) {
+        }
+        std::vector<float> v;
+        for (auto& t : xgrad::state_dict(model))
+            if (auto* f = std::get_if<tensor<float>>(&t.value))
+                for (float x : f->to_vector()) v.push_back(x);
+        return v;
+    };
+    const auto full = run(0, 1);
+    run(2, 1);
+    const auto resumed = run(0, 99);
+    BOOST_TEST(resumed.size() == full.size());
+    BOOST_TEST(resumed == full, boost::test_tools::per_element());  // weights and running statistics
+}
+
+BOOST_AUTO_TEST_CASE(batch_norm_counters_follow_pytorch) {
+    xgrad_test::temp_dir dir;
+    auto model = make_seq();
+    xgrad::save(model, dir / "m.safetensors");
+    const auto f = xgrad::io::load_safetensors(dir / "m.safetensors");
+    std::vector<std::string> names;
+    for (auto& t : f.tensors) names.push_back(t.name);
+    std::sort(names.begin(), names.end());
+    BOOST_TEST(names == (std::vector<std::string>{"0.bias", "0.weight", "1.bias", "1.num_batches_tracked",
+                                                  "1.running_mean", "1.running_var", "1.weight", "4.bias",
+                                                  "4.weight"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(f.find("1.num_batches_tracked")->dtype == "I64");
+    auto other = make_seq();
+    BOOST_TEST(xgrad::load(other, dir / "m.safetensors").ok());
+    // a file without the counter loads strictly too
+    std::vector<xgrad::io::named_tensor> without;
+    for (auto& t : f.tensors)
+        if (t.name != "1.num_batches_tracked") without.push_back(t);
+    BOOST_TEST(xgrad::load_state_dict(other, without).ok());
 }

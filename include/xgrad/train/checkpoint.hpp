@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -54,13 +55,42 @@ struct load_options {
     bool strict = true;
 };
 
+namespace detail::ckpt {
+
+struct counter_finder {
+    std::vector<std::string> out;
+    template <class P>
+    void on_parameter(const std::string&, const P&) {}
+    template <class B>
+    void on_buffer(const std::string&, const B&) {}
+    template <class L>
+    void on_layer(const std::string& path, L&) {
+        if constexpr (requires { L::kind; }) {
+            const std::string_view k = L::kind;
+            if (k == "batch_norm1d" || k == "batch_norm2d") out.push_back(nn::detail::join(path, "num_batches_tracked"));
+        }
+    }
+};
+
+/// "<path>.num_batches_tracked" for every batch-norm layer below m: PyTorch's state_dict has
+/// this counter (an int64 scalar) where xgrad keeps none.
+template <class M>
+std::vector<std::string> batch_norm_counters(M& m) {
+    counter_finder v;
+    nn::detail::walk(m, std::string{}, v);
+    return std::move(v.out);
+}
+
+}  // namespace detail::ckpt
+
 /// The model's parameters and buffers by dotted name, sharing their storage (clone the tensors
-/// for a snapshot).
+/// for a snapshot), plus a zero "num_batches_tracked" per batch norm, as PyTorch's state_dict.
 template <nn::layer M>
 std::vector<io::named_tensor> state_dict(M& model) {
     std::vector<io::named_tensor> out;
     for (auto& [name, p] : nn::named_parameters(model)) out.push_back({name, p.value(), ""});
     for (auto& [name, t] : nn::named_buffers(model)) out.push_back({name, t, ""});
+    for (auto& name : detail::ckpt::batch_norm_counters(model)) out.push_back({name, zeros<std::int64_t>({}), ""});
     return out;
 }
 
@@ -87,7 +117,8 @@ inline const shape_t& shape_of(const io::safetensors_array& a) {
 /// Copies `state` into the model's parameters and buffers (in place: optimizers keep working),
 /// converting element types as needed. With strict, any missing, unexpected or mismatched name
 /// throws value_error listing them all and nothing is changed; otherwise what matches is loaded
-/// and the report says what did not.
+/// and the report says what did not. Batch norms' "num_batches_tracked" counters are accepted
+/// and ignored, and never missing.
 template <nn::layer M>
 load_report load_state_dict(M& model, const std::vector<io::named_tensor>& state, load_options o = {},
                             const std::string& source = "load_state_dict") {
@@ -114,9 +145,11 @@ load_report load_state_dict(M& model, const std::vector<io::named_tensor>& state
             plan.emplace_back(&dst, src);
         }
     }
+    const auto counters = detail::ckpt::batch_norm_counters(model);
     for (auto& s : state) {
         bool known = false;
         for (auto& [name, dst] : targets) known = known || name == s.name;
+        for (auto& name : counters) known = known || name == s.name;
         if (!known) r.unexpected.push_back(s.name);
     }
     if (o.strict && !r.ok()) throw value_error(source + ": the checkpoint does not match the model: " + r.to_string());

@@ -132,6 +132,8 @@ struct evaluation {
             if (auto* p = m.get<M>()) return *p;
         throw value_error("evaluation: no metric of the requested type was evaluated");
     }
+    /// The confusion matrix evaluated (value_error when there is none); get<M>() in general.
+    const xgrad::metrics::confusion_matrix& confusion() const { return get<xgrad::metrics::confusion_matrix>(); }
     /// "loss 0.2711  accuracy 0.9012" and every metric's table.
     std::string report() const {
         std::string s = format_logs(values) + "\n";
@@ -234,8 +236,18 @@ struct running_values {
 
 struct no_loss {};
 
-/// One evaluation pass over `source` in evaluation mode; `loss` may be null.
-template <class T, class M, class Loss>
+/// The target tensor type of a loader's batches (what the loss is called with).
+template <class B>
+auto target_type(B& b) {
+    auto& [x, y] = b;
+    return std::remove_cvref_t<decltype(y)>{};
+}
+template <class L>
+using loader_target_t = decltype(target_type(*std::declval<L&>().begin()));
+
+/// One evaluation pass over `source` in evaluation mode; `loss` (null: none) is only called
+/// with targets of type Target, the type it was written for.
+template <class T, class Target, class M, class Loss>
 logs evaluate_source(M& model, Loss* loss, const batch_source& source, std::vector<xgrad::metrics::metric>& ms,
                      std::size_t steps, const std::string& prefix, const evaluate_options& eo) {
     for (auto& m : ms) m.reset();
@@ -255,11 +267,12 @@ logs evaluate_source(M& model, Loss* loss, const batch_source& source, std::vect
                 bool with_loss = false;
                 if constexpr (!std::is_same_v<Loss, no_loss>) {
                     if (loss) {
-                        if constexpr (requires { (*loss)(out, y); }) {
+                        if constexpr (std::is_same_v<std::remove_cvref_t<decltype(y)>, Target>) {
                             l = scalar_of(xgrad::eval((*loss)(out, y)));
                             with_loss = true;
                         } else {
-                            throw value_error("evaluate: the loss does not accept targets of this element type");
+                            throw value_error("evaluate: the validation targets have another element type than "
+                                              "the training targets the loss takes");
                         }
                     }
                 }
@@ -299,6 +312,19 @@ inline void rng_from_scalars(rng& g, const scalar_state& s, const std::string& p
     std::memcpy(static_cast<void*>(&g), b, sizeof(rng));
 }
 
+/// Collects {dotted path, generator} of layers with a generator() (dropout).
+struct generator_finder {
+    std::vector<std::pair<std::string, rng*>> out;
+    template <class P>
+    void on_parameter(const std::string&, const P&) {}
+    template <class B>
+    void on_buffer(const std::string&, const B&) {}
+    template <class L>
+    void on_layer(const std::string& path, L& l) {
+        if constexpr (requires { { l.generator() } -> std::same_as<rng&>; }) out.emplace_back(path, &l.generator());
+    }
+};
+
 /// train_context over a concrete model and optimizer.
 template <class M, class O>
 class context final : public train_context {
@@ -336,13 +362,29 @@ public:
         else
             throw value_error("fit: the optimizer has no load_state_dict(), so its state cannot be restored");
     }
-    // dropout masks come from nn::default_generator(): a resumed run must continue its stream
-    scalar_state rng_state() const override { return rng_to_scalars(nn::default_generator(), "default_generator."); }
+    // dropout masks come from the layers' generators (or nn::default_generator() for functional
+    // dropout): a resumed run must continue their streams
+    scalar_state rng_state() const override {
+        scalar_state s = rng_to_scalars(nn::default_generator(), "default_generator.");
+        for (auto& [path, g] : generators()) {
+            auto more = rng_to_scalars(*g, path + ".generator.");
+            s.insert(s.end(), more.begin(), more.end());
+        }
+        return s;
+    }
     void load_rng_state(const scalar_state& s) override {
         rng_from_scalars(nn::default_generator(), s, "default_generator.");
+        for (auto& [path, g] : generators()) rng_from_scalars(*g, s, path + ".generator.");
     }
 
 private:
+    /// {dotted path, generator} of every layer below the model with a generator() (dropout).
+    std::vector<std::pair<std::string, rng*>> generators() const {
+        generator_finder v;
+        if constexpr (nn::layer<M>) nn::detail::walk(m_, std::string{}, v);
+        return std::move(v.out);
+    }
+
     M& m_;
     O& o_;
 };
@@ -425,10 +467,11 @@ history fit(M& model, O& opt, Loss&& loss, L& train, fit_options o = {}) {
             if (batch == steps) break;  // before the loader prepares another batch
         }
         if (in_group) step();  // an iterator that ended early
+        if (bar) bar->end_batches();
 
         logs epoch_logs = run.snapshot(o.metrics);
         if (o.validation) {
-            const logs v = detail::fit::evaluate_source<T>(model, &loss, o.validation, val_metrics, o.validation_steps,
+            const logs v = detail::fit::evaluate_source<T, detail::fit::loader_target_t<L>>(model, &loss, o.validation, val_metrics, o.validation_steps,
                                                            "val_", evaluate_options{});
             for (auto& [k, val] : v) epoch_logs.set(k, val);
             detail::fit::set_training(model, true);
@@ -447,7 +490,7 @@ evaluation evaluate(M& model, L& loader, std::vector<xgrad::metrics::metric> met
     using T = detail::fit::model_value_t<M>;
     detail::fit::mode_restorer<M> restore{model};
     evaluation r;
-    r.values = detail::fit::evaluate_source<T, M, detail::fit::no_loss>(model, nullptr, batch_source(&loader), metrics, o.steps, "", o);
+    r.values = detail::fit::evaluate_source<T, void, M, detail::fit::no_loss>(model, nullptr, batch_source(&loader), metrics, o.steps, "", o);
     r.metrics = std::move(metrics);
     return r;
 }
@@ -460,7 +503,8 @@ evaluation evaluate(M& model, Loss&& loss, L& loader, std::vector<xgrad::metrics
     using T = detail::fit::model_value_t<M>;
     detail::fit::mode_restorer<M> restore{model};
     evaluation r;
-    r.values = detail::fit::evaluate_source<T>(model, &loss, batch_source(&loader), metrics, o.steps, "", o);
+    r.values = detail::fit::evaluate_source<T, detail::fit::loader_target_t<L>>(model, &loss, batch_source(&loader),
+                                                                                 metrics, o.steps, "", o);
     r.metrics = std::move(metrics);
     return r;
 }

@@ -87,12 +87,17 @@ public:
         drawn_ = true;
     }
 
+    /// Marks the end of the batches: samples/s in the summary counts only the time until here
+    /// (not the validation that follows).
+    void end_batches() { batches_elapsed_ = o_.clock() - start_; }
+
     /// The epoch's summary line (replacing the live line on a terminal); returns elapsed seconds.
     double finish(const logs& summary) {
         const double elapsed = o_.clock() - start_;
         std::ostringstream os;
         if (drawn_) os << '\r';
-        os << title_ << "  " << counter() << "  " << format_duration(elapsed) << "  " << rate(elapsed);
+        os << title_ << "  " << counter() << "  " << format_duration(elapsed) << "  "
+           << rate(batches_elapsed_ >= 0 ? batches_elapsed_ : elapsed);
         if (!summary.empty()) os << "  " << format_logs(summary);
         if (drawn_) os << "\033[K";
         os << '\n';
@@ -129,6 +134,7 @@ private:
     std::size_t total_;
     double start_;
     double last_draw_ = -1e300;
+    double batches_elapsed_ = -1;
     std::size_t batches_ = 0, samples_ = 0;
     bool drawn_ = false;
 };
