@@ -1,7 +1,8 @@
 #pragma once
-// Training front door: fit/evaluate/predict, metrics, callbacks, progress, history,
-// checkpoints (safetensors) and ensembles.
+// Training front door: fit/evaluate/predict, loss objects, metrics, callbacks, progress,
+// history, checkpoints (safetensors) and ensembles.
 #include "io/safetensors.hpp"
+#include "nn/loss.hpp"
 #include "train/callbacks.hpp"
 #include "train/checkpoint.hpp"
 #include "train/fit.hpp"
