@@ -303,6 +303,11 @@ BOOST_AUTO_TEST_CASE(load_state_dict_checks) {
     // fewer parameters than the state has
     auto small = optim::adam(std::vector{ps[0]});
     BOOST_CHECK_THROW(small.load_state_dict(d), xgrad::value_error);
+    auto plain = optim::sgd(ps, {.lr = 0.1});  // no buffers: the step counts tell
+    set_grads(ps, 1);
+    plain.step();
+    auto small_sgd = optim::sgd(std::vector{ps[0], ps[1]}, {.lr = 0.1});
+    BOOST_CHECK_THROW(small_sgd.load_state_dict(plain.state_dict()), xgrad::value_error);
     // a missing option
     auto missing = d;
     missing.scalars.pop_back();

@@ -20,4 +20,5 @@
 #include "autodiff/gradcheck.hpp"
 
 #include "data.hpp"
+#include "ops/dense.hpp"
 #include "ops/nn_functional.hpp"

@@ -245,8 +245,9 @@ public:
                 }
                 st[g].push_back(std::move(s));
             }
-        if (buffers != d.tensors.size())
-            throw value_error(who + "the state has tensors for parameters this optimizer does not have");
+        if (buffers != d.tensors.size() || d.scalar_named("state." + std::to_string(k) + ".step"))
+            throw value_error(who + "the state has entries for more than the " + std::to_string(k) +
+                              " parameters of this optimizer");
         for (std::size_t g = 0; g < groups_.size(); ++g) groups_[g].options = opts[g];
         state_ = std::move(st);
     }
