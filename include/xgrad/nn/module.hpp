@@ -319,15 +319,15 @@ std::string layer_label(const L& l) {
     return path.empty() ? kind : "layer '" + path + "' (" + kind + ")";
 }
 
-/// l.forward(x); a shape_error from inside gets the layer's name and kind in front.
-template <class L, class X>
-auto call_forward(L& l, X&& x, const std::string& label) {
+/// l.forward(x); a shape_error from inside gets the layer's name and kind, label(), in front.
+template <class L, class X, class Label>
+auto call_forward(L& l, X&& x, Label&& label) {
     try {
         return l.forward(std::forward<X>(x));
     } catch (const layer_shape_error&) {
         throw;
     } catch (const shape_error& e) {
-        throw layer_shape_error(label + ": " + e.what());
+        throw layer_shape_error(label() + ": " + e.what());
     }
 }
 
@@ -342,7 +342,7 @@ public:
     /// forward(x), with shape errors naming this layer.
     template <class X>
     auto operator()(X&& x) {
-        return detail::call_forward(self(), std::forward<X>(x), detail::layer_label(self()));
+        return detail::call_forward(self(), std::forward<X>(x), [this] { return detail::layer_label(self()); });
     }
 
     auto named_parameters() { return nn::named_parameters(self()); }

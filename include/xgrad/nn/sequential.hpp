@@ -68,8 +68,10 @@ private:
                 return run<I + 1>(l(std::forward<X>(x)));
             } else {
                 // a plain user layer: name it here for its error messages
-                const std::string label = "layer '" + detail::join(this->path(), std::to_string(I)) + "' (" +
-                                          detail::kind_of<std::remove_cvref_t<decltype(l)>>() + ")";
+                auto label = [this] {
+                    return "layer '" + detail::join(this->path(), std::to_string(I)) + "' (" +
+                           detail::kind_of<std::tuple_element_t<I, std::tuple<L...>>>() + ")";
+                };
                 return run<I + 1>(detail::call_forward(l, std::forward<X>(x), label));
             }
         }
