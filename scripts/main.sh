@@ -9,7 +9,7 @@
 #   JOBS          parallel build jobs (default: nproc)
 set -euo pipefail
 
-MAIN_TARGET=${MAIN_TARGET:-demo}
+MAIN_TARGET=${MAIN_TARGET:-fashion_mnist_cnn}
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
