@@ -40,6 +40,13 @@ void set_threads(std::int64_t t) {
 #endif
 }
 
+/// GFLOP/s over wall time, and MFLOP per iteration (to divide by the CPU time of all threads).
+void gflops(benchmark::State& s, double flops_per_iter) {
+    const double total = flops_per_iter * static_cast<double>(s.iterations());
+    s.counters["GFLOP/s"] = benchmark::Counter(total / 1e9, benchmark::Counter::kIsRate);
+    s.counters["MFLOP"] = benchmark::Counter(total / 1e6, benchmark::Counter::kAvgIterations);
+}
+
 double product_flops(const layer& l) {
     const std::size_t o = l.H - l.K + 1;
     return 2.0 * batch * l.OC * o * o * l.C * l.K * l.K;
@@ -76,8 +83,7 @@ void bm_conv2d(benchmark::State& s) {
             step(conv2d(xt, w, b));
     }
     const double passes = with_backward ? (l.input_grad ? 3.0 : 2.0) : 1.0;
-    s.counters["GFLOP/s"] =
-        benchmark::Counter(product_flops(l) * passes * static_cast<double>(s.iterations()) / 1e9, benchmark::Counter::kIsRate);
+    gflops(s, product_flops(l) * passes);
 }
 
 /// The same multiply-adds as one GEMM: W {OC, CKK} x cols {CKK, batch*OH*OW}.
@@ -93,8 +99,7 @@ void bm_gemm_ceiling(benchmark::State& s) {
         benchmark::DoNotOptimize(c.data());
         benchmark::ClobberMemory();
     }
-    s.counters["GFLOP/s"] =
-        benchmark::Counter(product_flops(l) * static_cast<double>(s.iterations()) / 1e9, benchmark::Counter::kIsRate);
+    gflops(s, product_flops(l));
 }
 
 }  // namespace
@@ -103,11 +108,13 @@ BENCHMARK(bm_conv2d)
     ->ArgNames({"layer", "threads", "backward", "algo"})
     ->ArgsProduct({{0, 1, 2, 3}, {1, 2}, {1, 0}, {1, 2}})
     ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
 BENCHMARK(bm_gemm_ceiling)
     ->ArgNames({"layer", "threads"})
     ->ArgsProduct({{0, 1, 2, 3}, {1, 2}})
     ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
 
 BENCHMARK_MAIN();

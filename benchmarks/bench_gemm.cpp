@@ -24,9 +24,12 @@ void set_threads(std::int64_t t) {
 #endif
 }
 
+/// GFLOP/s over wall time, and MFLOP per iteration (to divide by the CPU time of all threads:
+/// on a busy machine the CPU time says what the kernel costs, the wall time what it waited).
 void gflops(benchmark::State& s, double flops_per_iter) {
-    s.counters["GFLOP/s"] = benchmark::Counter(flops_per_iter * static_cast<double>(s.iterations()) / 1e9,
-                                               benchmark::Counter::kIsRate);
+    const double total = flops_per_iter * static_cast<double>(s.iterations());
+    s.counters["GFLOP/s"] = benchmark::Counter(total / 1e9, benchmark::Counter::kIsRate);
+    s.counters["MFLOP"] = benchmark::Counter(total / 1e6, benchmark::Counter::kAvgIterations);
 }
 
 #if defined(XGRAD_BENCH_HAVE_CBLAS)
@@ -115,7 +118,7 @@ void gemm_args(benchmark::internal::Benchmark* b) {
     b->ArgNames({"n", "threads"});
     for (int t : {1, 2})
         for (int n : {256, 512, 1024, 2048}) b->Args({n, t});
-    b->Unit(benchmark::kMillisecond)->UseRealTime();
+    b->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime();
 }
 
 }  // namespace
@@ -130,6 +133,7 @@ BENCHMARK(bm_dense_layer)
     ->ArgNames({"batch", "fused", "backward", "threads"})
     ->ArgsProduct({{64, 256}, {1, 0}, {0, 1}, {1, 2}})
     ->Unit(benchmark::kMicrosecond)
-    ->UseRealTime();
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
 
 BENCHMARK_MAIN();
