@@ -9,7 +9,7 @@
 #include <xgrad/ops/matmul.hpp>
 #include <xgrad/optim/adam.hpp>
 #include <xgrad/optim/sgd.hpp>
-#include <xgrad/train/fit.hpp>
+#include <xgrad/train.hpp>
 
 #include <cmath>
 #include <stdexcept>
@@ -384,4 +384,34 @@ BOOST_AUTO_TEST_CASE(batch_norm_counters_follow_pytorch) {
     for (auto& t : f.tensors)
         if (t.name != "1.num_batches_tracked") without.push_back(t);
     BOOST_TEST(xgrad::load_state_dict(other, without).ok());
+}
+
+BOOST_AUTO_TEST_CASE(the_issue_snippet_works_as_written) {
+    xgrad_test::temp_dir dir;
+    const auto cwd = std::filesystem::current_path();
+    std::filesystem::current_path(dir.path());  // the snippet writes relative paths
+    nn::manual_seed(0);
+    auto model = make_seq();
+    auto train_loader = xgrad::data::loader(blobs(50, 1), {.batch_size = 25, .shuffle = true});
+    auto test_loader = xgrad::data::loader(blobs(20, 2), {.batch_size = 30});
+    const auto images = blobs(3, 3).inputs();
+
+    auto opt = xgrad::optim::adam(model.parameters(), {.lr = 1e-3f});
+    auto history = xgrad::fit(model, opt, xgrad::nn::cross_entropy(), train_loader,
+        {.epochs = 10, .validation = &test_loader,
+         .metrics = {xgrad::metrics::accuracy()},
+         .callbacks = {xgrad::callbacks::early_stopping({.monitor = "val_loss", .patience = 3, .restore_best = true}),
+                       xgrad::callbacks::model_checkpoint("best.safetensors", {.monitor = "val_accuracy"}),
+                       xgrad::callbacks::csv_logger("history.csv")},
+         .progress = false});
+    auto scores = xgrad::evaluate(model, test_loader, {xgrad::metrics::accuracy(), xgrad::metrics::confusion_matrix(3)});
+    auto probs  = xgrad::predict(model, images);
+
+    BOOST_TEST(history.size() >= 4u);
+    BOOST_TEST(std::filesystem::exists("best.safetensors"));
+    BOOST_TEST(std::filesystem::exists("history.csv"));
+    BOOST_TEST(scores["accuracy"] >= 0.0);
+    BOOST_TEST(scores.confusion().total() == 60u);
+    BOOST_TEST(probs.shape() == (xgrad::shape_t{9, 3}));
+    std::filesystem::current_path(cwd);
 }
