@@ -25,16 +25,19 @@ template <class R, class E, bool F>
 struct is_reduce<reduce_node<R, E, F>> : std::true_type {};
 }  // namespace detail
 
-/// Computes an expression (no gradients) into a new contiguous tensor.
+/// Computes an expression (no gradients) into a new contiguous tensor on its leaves' device.
 template <operand X>
 auto eval(X&& x) {
     detail::pass_scope pass;
     auto e = as_expr(std::forward<X>(x));
     using E = decltype(e);
+    using Dev = detail::expr_device_t<E>;
     if constexpr (detail::is_reduce<E>::value)
         return e.forward_value();
-    else
+    else if constexpr (std::is_same_v<Dev, device::cpu>)
         return detail::cpu_eval(e);
+    else
+        return detail::device_engine<Dev>::eval(e);
 }
 
 /// Reverse mode: accumulates d(expr)/d(leaf) into every parameter's grad() and returns the
@@ -46,29 +49,41 @@ typename E::value_type backward(const E& e) {
                   "xgrad::backward(expr): expr must reduce to a scalar: wrap it in sum()/mean(), or pass the "
                   "upstream gradient explicitly with backward(expr, upstream)");
     using T = typename E::value_type;
+    using Dev = detail::expr_device_t<E>;
+    constexpr bool on_cpu = std::is_same_v<Dev, device::cpu>;
     detail::pass_scope pass;
     if constexpr (detail::full_sum_root<E>::value && E::has_grad) {
         using Red = typename detail::full_sum_root<E>::reduction;
+        T g = T(1);
         if constexpr (std::is_same_v<Red, reductions::mean>) {
             const auto n = numel(e.e.shape());
             if (n == 0) return T(NAN);
-            return detail::cpu_sum_backward(e.e, T(1) / T(n));
-        } else {
-            return detail::cpu_sum_backward(e.e, T(1));
+            g = T(1) / T(n);
         }
-    } else {
+        if constexpr (on_cpu)
+            return detail::cpu_sum_backward(e.e, g);
+        else
+            return detail::device_engine<Dev>::sum_backward(e.e, g);
+    } else if constexpr (on_cpu) {
         return detail::cpu_value_backward(e);
+    } else {
+        return detail::device_engine<Dev>::value_backward(e);
     }
 }
 
-/// Reverse mode with an explicit upstream gradient (broadcastable to expr's shape).
+/// Reverse mode with an explicit upstream gradient (broadcastable to expr's shape), on the
+/// expression's device.
 template <expression E>
-void backward(const E& e, const tensor<typename E::value_type>& upstream) {
+void backward(const E& e, const tensor<typename E::value_type, detail::expr_device_t<E>>& upstream) {
     if (broadcast_shapes(e.shape(), upstream.shape(), "backward") != e.shape())
         throw shape_error("backward: upstream gradient of shape " + to_string(upstream.shape()) +
                           " does not broadcast to the expression's shape " + to_string(e.shape()));
     detail::pass_scope pass;
-    detail::cpu_backward(e, upstream);
+    using Dev = detail::expr_device_t<E>;
+    if constexpr (std::is_same_v<Dev, device::cpu>)
+        detail::cpu_backward(e, upstream);
+    else if constexpr (E::has_grad)
+        detail::device_engine<Dev>::backward(e, upstream, typename E::value_type(1));
 }
 
 }  // namespace xgrad

@@ -12,20 +12,21 @@ namespace detail {
 
 /// A value and its gradient buffer. The gradient is "logically zero" after zero_grad() without
 /// touching memory; the next backward pass then writes it instead of reading and adding.
-template <class T>
+/// Both tensors live on Device (only fill() and uninitialized() are asked of them).
+template <class T, class Device = device::cpu>
 struct grad_state {
-    tensor<T> value;
-    tensor<T> grad_storage;
+    tensor<T, Device> value;
+    tensor<T, Device> grad_storage;
     bool grad_zero = true;      // gradient is logically zero
     bool zero_filled = false;   // ... and its memory actually holds zeros
     bool requires_grad = true;
     std::string name;
 
-    explicit grad_state(tensor<T> v, std::string n = {})
-        : value(std::move(v)), grad_storage(tensor<T>::uninitialized(value.shape())), name(std::move(n)) {}
+    explicit grad_state(tensor<T, Device> v, std::string n = {})
+        : value(std::move(v)), grad_storage(tensor<T, Device>::uninitialized(value.shape())), name(std::move(n)) {}
 
     /// The gradient as a tensor (zeros when nothing has been accumulated).
-    const tensor<T>& grad() {
+    const tensor<T, Device>& grad() {
         if (grad_zero && !zero_filled) {
             grad_storage.fill(T(0));
             zero_filled = true;
@@ -33,7 +34,7 @@ struct grad_state {
         return grad_storage;
     }
     /// Makes memory agree with the logical value so that the caller may accumulate into it.
-    tensor<T>& grad_for_accumulate() {
+    tensor<T, Device>& grad_for_accumulate() {
         grad();
         grad_zero = false;
         zero_filled = false;
@@ -47,19 +48,20 @@ struct grad_state {
 
 }  // namespace detail
 
-/// A trainable leaf: value() and grad() tensors of the same shape. backward() accumulates into
-/// grad() like PyTorch; zero_grad() clears it in O(1).
-template <class T>
+/// A trainable leaf: value() and grad() tensors of the same shape, on Device. backward()
+/// accumulates into grad() like PyTorch; zero_grad() clears it in O(1).
+template <class T, class Device = device::cpu>
 class parameter {
 public:
     using value_type = T;
+    using device_type = Device;
 
     parameter() = default;
-    explicit parameter(tensor<T> value, std::string name = {})
-        : s_(std::make_shared<detail::grad_state<T>>(std::move(value), std::move(name))) {}
+    explicit parameter(tensor<T, Device> value, std::string name = {})
+        : s_(std::make_shared<detail::grad_state<T, Device>>(std::move(value), std::move(name))) {}
 
-    const tensor<T>& value() const { return s_->value; }
-    const tensor<T>& grad() const { return s_->grad(); }
+    const tensor<T, Device>& value() const { return s_->value; }
+    const tensor<T, Device>& grad() const { return s_->grad(); }
     void zero_grad() const { s_->zero_grad(); }
 
     bool requires_grad() const { return s_->requires_grad; }
@@ -76,18 +78,18 @@ public:
     /// True when both handles refer to the same parameter.
     bool same(const parameter& o) const { return s_ == o.s_; }
 
-    detail::grad_state<T>& state() const { return *s_; }
-    const std::shared_ptr<detail::grad_state<T>>& state_ptr() const { return s_; }
+    detail::grad_state<T, Device>& state() const { return *s_; }
+    const std::shared_ptr<detail::grad_state<T, Device>>& state_ptr() const { return s_; }
 
 private:
-    std::shared_ptr<detail::grad_state<T>> s_;
+    std::shared_ptr<detail::grad_state<T, Device>> s_;
 };
 
-/// Makes a trainable leaf from a tensor (shares its storage).
-template <class T>
-parameter<T> param(tensor<T> value, std::string name = {}) {
+/// Makes a trainable leaf from a tensor (shares its storage), on the tensor's device.
+template <class T, class Device>
+parameter<T, Device> param(tensor<T, Device> value, std::string name = {}) {
     static_assert(std::is_floating_point_v<T>, "xgrad::param: parameters must hold float or double");
-    return parameter<T>(std::move(value), std::move(name));
+    return parameter<T, Device>(std::move(value), std::move(name));
 }
 
 }  // namespace xgrad

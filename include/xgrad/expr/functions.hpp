@@ -84,9 +84,9 @@ template <class A, class B> requires detail::binary_args<A, B>
 auto minimum(A&& a, B&& b) { return detail::make_binary(ops::minimum{}, std::forward<A>(a), std::forward<B>(b)); }
 
 /// The parameter's value as a constant leaf: no gradient flows through it.
-template <class T>
-auto detach(const parameter<T>& p) {
-    return tensor_node<T>(p.value());
+template <class T, class Device>
+auto detach(const parameter<T, Device>& p) {
+    return tensor_node<T, Device>(p.value());
 }
 
 }  // namespace xgrad

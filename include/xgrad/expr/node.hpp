@@ -24,16 +24,59 @@ concept expression = std::derived_from<std::remove_cvref_t<E>, expression_base>;
 namespace detail {
 template <class X>
 struct is_tensor : std::false_type {};
-template <class T>
-struct is_tensor<tensor<T>> : std::true_type {};
+template <class T, class D>
+struct is_tensor<tensor<T, D>> : std::true_type {};
 template <class X>
 struct is_parameter : std::false_type {};
-template <class T>
-struct is_parameter<parameter<T>> : std::true_type {};
+template <class T, class D>
+struct is_parameter<parameter<T, D>> : std::true_type {};
 inline const shape_t& scalar_shape() {
     static const shape_t s{};
     return s;
 }
+
+/// The device of a constant: it goes with any other operand.
+struct any_device {};
+
+/// Where an expression's leaves live: E::device_type, or the CPU for nodes that do not say
+/// (barrier ops and other materializing nodes run on the CPU unless a backend says otherwise).
+template <class E>
+struct device_of {
+    using type = device::cpu;
+};
+template <class E>
+    requires requires { typename E::device_type; }
+struct device_of<E> {
+    using type = typename E::device_type;
+};
+template <class E>
+using device_of_t = typename device_of<E>::type;
+
+template <class A, class B>
+struct common_device {
+    static_assert(std::is_same_v<A, B> || std::is_same_v<A, any_device> || std::is_same_v<B, any_device>,
+                  "xgrad: an expression mixes operands on different devices; move them to one device "
+                  "first with xgrad::to<Device>(x)");
+    using type = std::conditional_t<std::is_same_v<A, any_device>, B, A>;
+};
+
+/// The device an expression runs on (an expression of constants only runs on the CPU).
+template <class E>
+using expr_device_t = std::conditional_t<std::is_same_v<device_of_t<E>, any_device>, device::cpu, device_of_t<E>>;
+}  // namespace detail
+
+template <class Impl, class... E>
+struct op_node;  // expr/op_node.hpp
+
+namespace detail {
+/// Barrier ops have CPU kernels only so far: say so rather than fail inside the CPU engine.
+template <class Impl, class... E>
+struct device_of<op_node<Impl, E...>> {
+    static_assert((std::is_same_v<expr_device_t<E>, device::cpu> && ...),
+                  "xgrad: barrier ops (matmul, conv2d, pooling, softmax, losses ...) run on the CPU only so far; "
+                  "move their operands with xgrad::to<xgrad::device::cpu>(x)");
+    using type = device::cpu;
+};
 }  // namespace detail
 
 /// Anything an op accepts besides plain numbers: a tensor, a parameter or an expression.
@@ -45,6 +88,7 @@ concept operand = expression<X> || detail::is_tensor<std::remove_cvref_t<X>>::va
 template <class T>
 struct constant_node : expression_base {
     using value_type = T;
+    using device_type = detail::any_device;
     static constexpr bool has_grad = false;
     static constexpr bool is_scalar = true;  // known rank 0 at compile time
     T c;
@@ -57,13 +101,14 @@ struct constant_node : expression_base {
 };
 
 /// A tensor read by an expression (no gradient).
-template <class T>
+template <class T, class Device = device::cpu>
 struct tensor_node : expression_base {
     using value_type = T;
+    using device_type = Device;
     static constexpr bool has_grad = false;
     static constexpr bool is_scalar = false;
-    tensor<T> t;
-    explicit tensor_node(tensor<T> v) : t(std::move(v)) {}
+    tensor<T, Device> t;
+    explicit tensor_node(tensor<T, Device> v) : t(std::move(v)) {}
     const shape_t& shape() const { return t.shape(); }
     template <class Ctx>
     auto kernel(Ctx& ctx) const {
@@ -72,13 +117,14 @@ struct tensor_node : expression_base {
 };
 
 /// A parameter read by an expression; backward accumulates into its gradient.
-template <class T>
+template <class T, class Device = device::cpu>
 struct param_node : expression_base {
     using value_type = T;
+    using device_type = Device;
     static constexpr bool has_grad = true;
     static constexpr bool is_scalar = false;
-    parameter<T> p;
-    explicit param_node(parameter<T> v) : p(std::move(v)) {}
+    parameter<T, Device> p;
+    explicit param_node(parameter<T, Device> v) : p(std::move(v)) {}
     const shape_t& shape() const { return p.shape(); }
     template <class Ctx>
     auto kernel(Ctx& ctx) const {
@@ -90,6 +136,7 @@ struct param_node : expression_base {
 template <class Op, class E>
 struct unary_node : expression_base {
     using value_type = typename E::value_type;
+    using device_type = detail::device_of_t<E>;
     static constexpr bool has_grad = E::has_grad;
     static constexpr bool is_scalar = E::is_scalar;
     Op op;
@@ -110,6 +157,7 @@ struct binary_node : expression_base {
                   "xgrad: both operands of an elementwise op must have the same element type "
                   "(convert one with tensor.astype<T>())");
     using value_type = typename L::value_type;
+    using device_type = typename detail::common_device<detail::device_of_t<L>, detail::device_of_t<R>>::type;
     static constexpr bool has_grad = L::has_grad || R::has_grad;
     static constexpr bool is_scalar = L::is_scalar && R::is_scalar;
     Op op;
@@ -134,9 +182,9 @@ auto as_expr(X&& x) {
     if constexpr (expression<D>)
         return D(std::forward<X>(x));
     else if constexpr (detail::is_tensor<D>::value)
-        return tensor_node<typename D::value_type>(std::forward<X>(x));
+        return tensor_node<typename D::value_type, typename D::device_type>(std::forward<X>(x));
     else if constexpr (detail::is_parameter<D>::value)
-        return param_node<typename D::value_type>(std::forward<X>(x));
+        return param_node<typename D::value_type, typename D::device_type>(std::forward<X>(x));
     else
         static_assert(sizeof(D) == 0, "xgrad::as_expr: expected a tensor, a parameter or an expression");
 }

@@ -8,6 +8,7 @@
 
 #include "../autodiff/pass.hpp"
 #include "../backend/cpu/engine.hpp"
+#include "../backend/device_engine.hpp"
 #include "node.hpp"
 
 namespace xgrad {
@@ -40,13 +41,16 @@ template <class Red, class E, bool Full>
 struct reduce_node : expression_base {
     using value_type = typename E::value_type;
     using T = value_type;
+    using device_type = detail::device_of_t<E>;
+    using tensor_type = tensor<T, detail::expr_device_t<E>>;
+    static constexpr bool on_cpu = std::is_same_v<detail::expr_device_t<E>, device::cpu>;
     static constexpr bool has_grad = E::has_grad;
     static constexpr bool is_scalar = Full;
     E e;
     shape_t keep_shape_;  // e's shape with reduced axes set to 1
     shape_t shape_;       // result shape
     std::size_t count_ = 1;
-    detail::pass_cache<tensor<T>> value_cache_;  // forward value, kept for this pass
+    detail::pass_cache<tensor_type> value_cache_;  // forward value, kept for this pass
 
     reduce_node(E x, const std::vector<std::ptrdiff_t>& axes, bool keepdims) : e(std::move(x)) {
         const shape_t& s = e.shape();
@@ -75,22 +79,36 @@ struct reduce_node : expression_base {
 
     const shape_t& shape() const { return shape_; }
 
-    tensor<T> forward_value() const { return value_cache_.get([&] { return compute(); }); }
+    tensor_type forward_value() const { return value_cache_.get([&] { return compute(); }); }
 
-    tensor<T> compute() const {
-        tensor<T> r;
-        if constexpr (std::is_same_v<Red, reductions::max>)
-            r = detail::cpu_reduce<detail::max_combine>(e, keep_shape_);
-        else if constexpr (std::is_same_v<Red, reductions::mean>)
-            r = detail::cpu_reduce<detail::plus_combine>(e, keep_shape_, count_ ? T(1) / T(count_) : T(NAN));
-        else
-            r = detail::cpu_reduce<detail::plus_combine>(e, keep_shape_);
-        return r.reshape(shape_);
+    tensor_type compute() const {
+        if constexpr (!on_cpu) {
+            return detail::device_engine<detail::expr_device_t<E>>::template reduce<Red>(e, keep_shape_, count_)
+                .reshape(shape_);
+        } else {
+            tensor<T> r;
+            if constexpr (std::is_same_v<Red, reductions::max>)
+                r = detail::cpu_reduce<detail::max_combine>(e, keep_shape_);
+            else if constexpr (std::is_same_v<Red, reductions::mean>)
+                r = detail::cpu_reduce<detail::plus_combine>(e, keep_shape_, count_ ? T(1) / T(count_) : T(NAN));
+            else
+                r = detail::cpu_reduce<detail::plus_combine>(e, keep_shape_);
+            return r.reshape(shape_);
+        }
     }
 
     /// Chain rule through the reduction: `g` has the result's shape.
-    void backward_from(const tensor<T>& g) const {
-        if constexpr (has_grad) {
+    void backward_from(const tensor_type& g) const {
+        if constexpr (has_grad && !on_cpu) {
+            using engine = detail::device_engine<detail::expr_device_t<E>>;
+            auto gk = g.reshape(keep_shape_);
+            if constexpr (std::is_same_v<Red, reductions::max>)
+                engine::max_backward(e, forward_value().reshape(keep_shape_), gk);
+            else if constexpr (std::is_same_v<Red, reductions::mean>)
+                engine::backward(e, gk, count_ ? T(1) / T(count_) : T(0));
+            else
+                engine::backward(e, gk, T(1));
+        } else if constexpr (has_grad) {
             auto gk = g.reshape(keep_shape_);
             if constexpr (std::is_same_v<Red, reductions::max>)
                 detail::cpu_max_backward(e, forward_value().reshape(keep_shape_), gk);
