@@ -4,6 +4,7 @@
 
 #include "../backend/cpu/engine.hpp"
 #include "pass.hpp"
+#include "../expr/op_node.hpp"
 #include "../expr/reduce.hpp"
 
 namespace xgrad {
@@ -32,8 +33,8 @@ auto eval(X&& x) {
     auto e = as_expr(std::forward<X>(x));
     using E = decltype(e);
     using Dev = detail::expr_device_t<E>;
-    if constexpr (detail::is_reduce<E>::value)
-        return e.forward_value();
+    if constexpr (detail::is_reduce<E>::value || detail::materializable<E>)
+        return e.forward_value();  // already a fresh tensor: no copy
     else if constexpr (std::is_same_v<Dev, device::cpu>)
         return detail::cpu_eval(e);
     else
