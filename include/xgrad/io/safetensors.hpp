@@ -190,8 +190,9 @@ inline std::uint64_t read_u64_le(const std::byte* p) noexcept {
 /// Checks the 8-byte length prefix against the bound and the file size; returns N.
 inline std::size_t st_header_length(std::span<const std::byte> prefix, std::uint64_t file_size, std::string_view name) {
     if (prefix.size() < 8)
-        throw format_error(at_byte(name, 0, "truncated: a safetensors file starts with an 8-byte header length, the file has " +
-                                                std::to_string(prefix.size()) + " bytes"));
+        throw format_error(at_byte(name, 0,
+                                   "truncated: a safetensors file starts with an 8-byte header length, the file has " +
+                                       std::to_string(prefix.size()) + " bytes"));
     const std::uint64_t n = read_u64_le(prefix.data());
     if (n > safetensors_max_header)
         throw format_error(at_byte(name, 0, "header length " + std::to_string(n) + " exceeds the limit of " +
@@ -622,7 +623,8 @@ inline void save_safetensors(const std::filesystem::path& path, const std::vecto
         fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd < 0 && errno != EEXIST) break;
     }
-    if (fd < 0) throw io_error(name + ": cannot create a temporary file in " + dir.string() + " (" + detail::errno_text() + ")");
+    if (fd < 0)
+        throw io_error(name + ": cannot create a temporary file in " + dir.string() + " (" + detail::errno_text() + ")");
     detail::unique_fd file(fd);
     auto fail = [&](const std::string& what) {
         const std::string reason = detail::errno_text();

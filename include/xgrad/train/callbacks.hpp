@@ -508,7 +508,8 @@ public:
         const std::size_t n = ctx.callbacks.size();
         // a callback the saved run did not have (by position) starts fresh
         for (std::size_t i = 0; i < n; ++i)
-            if (auto it = f.metadata.find("callback." + std::to_string(i)); it != f.metadata.end() && ctx.callbacks[i] != this)
+            if (auto it = f.metadata.find("callback." + std::to_string(i));
+                it != f.metadata.end() && ctx.callbacks[i] != this)
                 ctx.callbacks[i]->load_state(detail::decode_scalars(it->second, who));
         if (ctx.history) {
             const auto epochs = detail::decode_doubles(meta("history.epochs"), who);
@@ -538,7 +539,8 @@ public:
                                                 {"optimizer", detail::encode_scalars(opt_scalars)},
                                                 {"rng", detail::encode_scalars(ctx.rng_state())}};
         for (std::size_t i = 0; i < ctx.callbacks.size(); ++i)
-            if (ctx.callbacks[i] != this) meta["callback." + std::to_string(i)] = detail::encode_scalars(ctx.callbacks[i]->state());
+            if (ctx.callbacks[i] != this)
+                meta["callback." + std::to_string(i)] = detail::encode_scalars(ctx.callbacks[i]->state());
         // the history as it will be once this epoch is recorded
         xgrad::history h = ctx.history ? *ctx.history : xgrad::history{};
         h.record(l, ctx.epoch);

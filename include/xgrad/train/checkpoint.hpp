@@ -193,8 +193,8 @@ inline std::string exact_decimal(double v) {
 
 /// The optimizer's state as named tensors (prefixed) and numbers.
 template <stateful_optimizer O>
-void optimizer_state(const O& opt, std::vector<io::named_tensor>& tensors, std::vector<std::pair<std::string, double>>& scalars,
-                     const std::string& prefix = {}) {
+void optimizer_state(const O& opt, std::vector<io::named_tensor>& tensors,
+                     std::vector<std::pair<std::string, double>>& scalars, const std::string& prefix = {}) {
     auto d = opt.state_dict();
     for (auto& [name, t] : d.tensors) tensors.push_back({prefix + name, t.clone(), ""});
     for (auto& s : d.scalars) scalars.push_back(s);
@@ -202,8 +202,8 @@ void optimizer_state(const O& opt, std::vector<io::named_tensor>& tensors, std::
 
 /// Restores what optimizer_state() produced; `file` holds the tensors under `prefix`.
 template <stateful_optimizer O>
-void load_optimizer_state(O& opt, const io::safetensors_file& file, const std::vector<std::pair<std::string, double>>& scalars,
-                          const std::string& prefix = {}) {
+void load_optimizer_state(O& opt, const io::safetensors_file& file,
+                          const std::vector<std::pair<std::string, double>>& scalars, const std::string& prefix = {}) {
     using T = typename O::value_type;
     optim::state_dict<T> d;
     for (auto& t : file.tensors)

@@ -471,8 +471,9 @@ history fit(M& model, O& opt, Loss&& loss, L& train, fit_options o = {}) {
 
         logs epoch_logs = run.snapshot(o.metrics);
         if (o.validation) {
-            const logs v = detail::fit::evaluate_source<T, detail::fit::loader_target_t<L>>(model, &loss, o.validation, val_metrics, o.validation_steps,
-                                                           "val_", evaluate_options{});
+            using target = detail::fit::loader_target_t<L>;
+            const logs v = detail::fit::evaluate_source<T, target>(model, &loss, o.validation, val_metrics,
+                                                                   o.validation_steps, "val_", evaluate_options{});
             for (auto& [k, val] : v) epoch_logs.set(k, val);
             detail::fit::set_training(model, true);
         }
@@ -490,7 +491,8 @@ evaluation evaluate(M& model, L& loader, std::vector<xgrad::metrics::metric> met
     using T = detail::fit::model_value_t<M>;
     detail::fit::mode_restorer<M> restore{model};
     evaluation r;
-    r.values = detail::fit::evaluate_source<T, void, M, detail::fit::no_loss>(model, nullptr, batch_source(&loader), metrics, o.steps, "", o);
+    r.values = detail::fit::evaluate_source<T, void, M, detail::fit::no_loss>(model, nullptr, batch_source(&loader),
+                                                                            metrics, o.steps, "", o);
     r.metrics = std::move(metrics);
     return r;
 }

@@ -168,7 +168,8 @@ public:
             throw shape_error("confusion_matrix: scores of shape " + to_string(s.shape()) + " for " +
                               std::to_string(c_) + " classes");
         const auto y = detail::targets_of(targets, n, c_, "confusion_matrix");
-        for (std::size_t i = 0; i < n; ++i) ++counts_[static_cast<std::size_t>(y[i]) * c_ + detail::argmax(s.data() + i * c_, c_)];
+        for (std::size_t i = 0; i < n; ++i)
+            ++counts_[static_cast<std::size_t>(y[i]) * c_ + detail::argmax(s.data() + i * c_, c_)];
     }
     /// Adds one (true, predicted) pair.
     void add(std::size_t truth, std::size_t predicted) {
@@ -400,7 +401,8 @@ public:
     void update(const tensor<float>& scores, const tensor<float>& targets) { self_->update(scores, targets); }
     template <class S, class Y>
     void update(const tensor<S>& scores, const tensor<Y>& targets) {
-        update(scores.template astype<float>(), targets.template astype<std::conditional_t<std::is_floating_point_v<Y>, float, std::int64_t>>());
+        using target = std::conditional_t<std::is_floating_point_v<Y>, float, std::int64_t>;
+        update(scores.template astype<float>(), targets.template astype<target>());
     }
     std::vector<std::pair<std::string, double>> values() const { return self_->values(); }
     /// A printable table, or "" for metrics that are just their values.

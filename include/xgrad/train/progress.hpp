@@ -78,8 +78,10 @@ public:
         const double elapsed = now - start_;
         std::ostringstream os;
         os << '\r' << title_ << "  " << counter() << ' ' << bar() << "  " << format_duration(elapsed);
-        if (batches_done > 0 && batches_done < total_)
-            os << '<' << format_duration(elapsed / static_cast<double>(batches_done) * static_cast<double>(total_ - batches_done));
+        if (batches_done > 0 && batches_done < total_) {
+            const double per_batch = elapsed / static_cast<double>(batches_done);
+            os << '<' << format_duration(per_batch * static_cast<double>(total_ - batches_done));
+        }
         os << "  " << rate(elapsed);
         if (!running.empty()) os << "  " << format_logs(running);
         os << "\033[K";  // clear what a longer previous line left
