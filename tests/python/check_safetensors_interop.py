@@ -6,6 +6,8 @@ usage: check_safetensors_interop.py PATH/TO/safetensors_interop
 1. xgrad writes a file; Python's safetensors reads it and every tensor, dtype, shape and
    metadata entry must equal what xgrad printed (BF16, which numpy lacks, is decoded by hand).
 2. Python writes a file with every dtype xgrad reads; xgrad reads it and prints it back.
+3. With PyTorch installed: a small CNN saved by xgrad loads strictly into the equal
+   torch.nn.Sequential and computes the same outputs, and the other way round.
 """
 import json
 import os
@@ -152,6 +154,45 @@ def python_writes_xgrad_reads(helper, tmp):
     check(same_values(w.float().numpy(), got["w"][2]), "torch BF16 values in xgrad")
 
 
+def torch_models_match(helper, tmp):
+    """The same small CNN in xgrad and PyTorch: weights move both ways, outputs agree."""
+    try:
+        import torch
+        from safetensors.torch import load_file, save_file
+    except ImportError:
+        print("PyTorch not installed: model round trip skipped")
+        return
+
+    def make():
+        return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                   torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(36, 5)).eval()
+
+    model_file, io_file, out_file = (os.path.join(tmp, n) for n in ("m.safetensors", "io.safetensors", "o.safetensors"))
+    subprocess.run([helper, "model-write", model_file, io_file], check=True)
+    net = make()
+    net.load_state_dict(load_file(model_file))  # strict: same names and shapes, num_batches_tracked included
+    io = load_file(io_file)
+    with torch.no_grad():
+        got = net(io["input"])
+    check(torch.allclose(got, io["output"], atol=1e-5, rtol=1e-5), "PyTorch runs the xgrad model to xgrad's outputs")
+
+    torch.manual_seed(0)
+    net = make()
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-1, 1)
+        net[1].running_var.uniform_(0.5, 2)
+        net[1].num_batches_tracked.fill_(7)
+    save_file(net.state_dict(), model_file)
+    x = torch.randn(3, 1, 8, 8)
+    save_file({"input": x}, io_file)
+    subprocess.run([helper, "model-run", model_file, io_file, out_file], check=True)
+    with torch.no_grad():
+        want = net(x)
+    check(torch.allclose(load_file(out_file)["output"], want, atol=1e-5, rtol=1e-5),
+          "xgrad runs the PyTorch model to PyTorch's outputs")
+    print("a PyTorch nn.Sequential and the xgrad sequential exchanged weights")
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -159,6 +200,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         xgrad_writes_python_reads(helper, tmp)
         python_writes_xgrad_reads(helper, tmp)
+        torch_models_match(helper, tmp)
     if failures:
         sys.exit(f"{len(failures)} interop check(s) failed")
     print("safetensors interop: all checks passed")

@@ -2,9 +2,17 @@
 //   safetensors_interop write FILE   writes a checkpoint with every dtype xgrad stores and prints
 //                                    the values it meant to store (as rounded for F16/BF16)
 //   safetensors_interop read FILE    reads FILE and prints it
+//   safetensors_interop model-write MODEL IO        saves the small CNN below (random weights and
+//                                    batch-norm statistics) to MODEL, and {input, output} of its
+//                                    evaluation-mode forward to IO
+//   safetensors_interop model-run MODEL IO OUT      loads MODEL strictly into that CNN, runs IO's
+//                                    input and saves {output} to OUT
 // Printed form, one line each: "meta<TAB>key<TAB>value", then per tensor
 // "tensor<TAB>name<TAB>dtype<TAB>d0,d1,...<TAB>v0 v1 ..." with floats as C99 hex floats (exact).
 #include <xgrad/io/safetensors.hpp>
+#include <xgrad/nn.hpp>
+#include <xgrad/train.hpp>
+#include <xgrad/xgrad.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -60,9 +68,52 @@ void print(const io::safetensors_file& f) {
     }
 }
 
+// As torch.nn.Sequential(Conv2d(1, 4, 3), BatchNorm2d(4), ReLU(), MaxPool2d(2), Flatten(), Linear(36, 5)).
+auto small_cnn() {
+    namespace nn = xgrad::nn;
+    return nn::sequential(nn::conv2d(1, 4, 3), nn::batch_norm2d(4), nn::relu(), nn::max_pool2d(2), nn::flatten(),
+                          nn::linear(36, 5));
+}
+
+int model_mode(const std::string& mode, int argc, char** argv) {
+    if (mode == "model-write" && argc == 4) {
+        xgrad::nn::manual_seed(3);
+        auto fresh = small_cnn();
+        xgrad::rng g(5);
+        for (auto& [name, t] : xgrad::nn::named_buffers(fresh))  // running statistics: mean any, var > 0
+            for (std::size_t i = 0; i < t.size(); ++i)
+                t.data()[i] = name.find("var") != std::string::npos ? static_cast<float>(g.uniform(0.5, 2.0))
+                                                                     : static_cast<float>(g.normal(0, 0.5));
+        fresh.eval();
+        auto x = xgrad::randn<float>({2, 1, 8, 8}, g);
+        auto y = xgrad::eval(fresh(x));
+        xgrad::save(fresh, argv[2]);
+        io::save_safetensors(argv[3], {{"input", x, ""}, {"output", y, ""}});
+        return 0;
+    }
+    if (mode == "model-run" && argc == 5) {
+        auto model = small_cnn();
+        model.eval();
+        xgrad::load(model, argv[2]);
+        const auto x = io::load_safetensors(argv[3]).get<float>("input");
+        io::save_safetensors(argv[4], {{"output", xgrad::eval(model(x)), ""}});
+        return 0;
+    }
+    std::cerr << "usage: " << argv[0] << " model-write MODEL IO | model-run MODEL IO OUT\n";
+    return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc >= 2 && std::string(argv[1]).rfind("model-", 0) == 0) {
+        try {
+            return model_mode(argv[1], argc, argv);
+        } catch (const xgrad::error& e) {
+            std::cerr << "error: " << e.what() << '\n';
+            return 1;
+        }
+    }
     if (argc != 3) {
         std::cerr << "usage: " << argv[0] << " write|read FILE\n";
         return 2;
