@@ -9,6 +9,7 @@
 #include "core/rng.hpp"
 #include "core/shape.hpp"
 #include "core/tensor.hpp"
+#include "core/transfer.hpp"
 #include "core/xtensor_interop.hpp"
 
 #include "autodiff/parameter.hpp"
@@ -22,3 +23,6 @@
 #include "data.hpp"
 #include "ops/dense.hpp"
 #include "ops/nn_functional.hpp"
+#include "nn.hpp"
+#include "optim.hpp"
+#include "train.hpp"
