@@ -4,7 +4,7 @@
 #   ./scripts/main.sh [args passed to the program...]
 #
 # Environment:
-#   MAIN_TARGET   example to build and run (default: demo)
+#   MAIN_TARGET   example to build and run (default: fashion_mnist_cnn)
 #   BUILD_DIR     build directory (default: build)
 #   JOBS          parallel build jobs (default: nproc)
 set -euo pipefail
