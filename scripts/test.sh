@@ -83,6 +83,7 @@ if [[ "${XGRAD_SKIP_ASAN:-0}" != "1" ]]; then
     -DCMAKE_BUILD_TYPE=Debug \
     "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1" \
     -DXGRAD_SANITIZE=address,undefined \
+    -DXGRAD_USE_CUDA=OFF \
     -DXGRAD_BUILD_TESTS=ON \
     -DXGRAD_BUILD_EXAMPLES=OFF \
     -DXGRAD_BUILD_BENCHMARKS=OFF
