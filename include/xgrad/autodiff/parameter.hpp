@@ -1,8 +1,10 @@
 #pragma once
 // Differentiable leaves. A parameter is a shared handle (like a tensor): copies refer to the
 // same value and gradient, so an expression that captured it never dangles.
+#include <algorithm>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "../core/tensor.hpp"
 
@@ -45,6 +47,24 @@ struct grad_state {
         zero_filled = false;
     }
 };
+
+/// How one pass writes the gradient of `s` at a leaf occurrence that owns one gradient element
+/// per loop element: the first occurrence of `s` in the pass may write instead of reading and
+/// adding when the gradient is logically zero; later occurrences add. `claimed` lists the
+/// states already seen in this pass. Returns true when this occurrence writes.
+template <class State>
+bool claim_gradient(std::vector<const void*>& claimed, State& s) {
+    const bool first = std::find(claimed.begin(), claimed.end(), &s) == claimed.end();
+    const bool assign = first && s.grad_zero;
+    if (first) claimed.push_back(&s);
+    if (assign) {
+        s.grad_zero = false;
+        s.zero_filled = false;
+    } else {
+        s.grad_for_accumulate();
+    }
+    return assign;
+}
 
 }  // namespace detail
 

@@ -232,15 +232,7 @@ public:
         }
         // one gradient element per loop element: the first occurrence in a pass may write
         // instead of read-modify-write when the gradient is logically zero
-        const bool first = std::find(claimed_.begin(), claimed_.end(), &s) == claimed_.end();
-        const bool assign = first && s.grad_zero;
-        if (first) claimed_.push_back(&s);
-        if (assign) {
-            s.grad_zero = false;
-            s.zero_filled = false;
-        } else {
-            s.grad_for_accumulate();
-        }
+        const bool assign = claim_gradient(claimed_, s);
         k.g = assign_output(s.grad_storage);
         k.g.mode = assign ? write_mode::assign : write_mode::combine;
         return k;

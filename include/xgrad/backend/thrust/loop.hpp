@@ -166,15 +166,7 @@ public:
         }
         // one gradient element per position: the first occurrence in a pass may write instead
         // of read-modify-write when the gradient is logically zero (later ones add, in order)
-        const bool first = std::find(claimed_.begin(), claimed_.end(), &s) == claimed_.end();
-        const bool assign = first && s.grad_zero;
-        if (first) claimed_.push_back(&s);
-        if (assign) {
-            s.grad_zero = false;
-            s.zero_filled = false;
-        } else {
-            s.grad_for_accumulate();
-        }
+        const bool assign = claim_gradient(claimed_, s);
         k.g.base = s.grad_storage.data();
         k.g.at = index_for(s.value.shape(), contiguous_strides(s.value.shape()), "gradient");
         k.g.mode = assign ? grad_operand<T>::kind::assign : grad_operand<T>::kind::add;
