@@ -69,13 +69,20 @@ template <class Impl, class... E>
 struct op_node;  // expr/op_node.hpp
 
 namespace detail {
-/// Barrier ops have CPU kernels only so far: say so rather than fail inside the CPU engine.
+/// The one device of several operands (constants go anywhere; mixing devices fails to compile).
+template <class... D>
+struct common_device_of;
+template <class D>
+struct common_device_of<D> {
+    using type = D;
+};
+template <class A, class B, class... Rest>
+struct common_device_of<A, B, Rest...> : common_device_of<typename common_device<A, B>::type, Rest...> {};
+
+/// A barrier op runs where its operands live.
 template <class Impl, class... E>
 struct device_of<op_node<Impl, E...>> {
-    static_assert((std::is_same_v<expr_device_t<E>, device::cpu> && ...),
-                  "xgrad: barrier ops (matmul, conv2d, pooling, softmax, losses ...) run on the CPU only so far; "
-                  "move their operands with xgrad::to<xgrad::device::cpu>(x)");
-    using type = device::cpu;
+    using type = typename common_device_of<device_of_t<E>...>::type;
 };
 }  // namespace detail
 

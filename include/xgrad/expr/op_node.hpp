@@ -12,6 +12,9 @@
 //                 const std::array<tensor<T>, N>& inputs,
 //                 std::array<tensor<T>*, N> grad_inputs) const;    // null where no gradient is
 //                                                                  // wanted; write (not add)
+// The op runs on its operands' device D: for a device other than the CPU, Impl provides the same
+// two functions over tensor<T, D> (usually as templates on D, next to the CPU ones); an op without
+// them fails to compile with a message saying so.
 // Non-differentiable arguments (labels, indices, options) are members of Impl.
 #include <array>
 #include <tuple>
@@ -19,6 +22,7 @@
 
 #include "../autodiff/pass.hpp"
 #include "../backend/cpu/engine.hpp"
+#include "../backend/device_engine.hpp"
 #include "node.hpp"
 
 namespace xgrad {
@@ -28,29 +32,46 @@ namespace detail {
 template <class E>
 concept materializable = requires(const E& e) { e.forward_value(); };
 
-/// The value of an expression as a contiguous tensor, without copying leaves that already are.
+/// The value of an expression as a contiguous tensor on its device, without copying leaves
+/// that already are.
 template <class E>
-tensor<typename E::value_type> materialize(const E& e) {
-    if constexpr (std::is_same_v<E, tensor_node<typename E::value_type>>)
+auto materialize(const E& e) {
+    using T = typename E::value_type;
+    using D = expr_device_t<E>;
+    if constexpr (std::is_same_v<E, tensor_node<T, D>>)
         return e.t.contiguous();
-    else if constexpr (std::is_same_v<E, param_node<typename E::value_type>>)
+    else if constexpr (std::is_same_v<E, param_node<T, D>>)
         return e.p.value().contiguous();
     else if constexpr (materializable<E>)
         return e.forward_value().contiguous();
-    else
+    else if constexpr (std::is_same_v<D, device::cpu>)
         return cpu_eval(e);
+    else
+        return device_engine<D>::eval(e);
 }
 
 /// Sends gradient g (of e's shape) into e's leaves.
 template <class E>
-void push_grad(const E& e, const tensor<typename E::value_type>& g) {
+void push_grad(const E& e, const tensor<typename E::value_type, expr_device_t<E>>& g) {
     if constexpr (E::has_grad) {
         if constexpr (materializable<E>)
             e.backward_from(g);
-        else
+        else if constexpr (std::is_same_v<expr_device_t<E>, device::cpu>)
             cpu_backward(e, g);
+        else
+            device_engine<expr_device_t<E>>::backward(e, g, typename E::value_type(1));
     }
 }
+
+/// Whether Impl has a forward kernel over N tensors of type Tt.
+template <class Impl, class Tt, class Seq>
+struct has_forward_for;
+template <class Impl, class Tt, std::size_t... I>
+struct has_forward_for<Impl, Tt, std::index_sequence<I...>> {
+    template <std::size_t>
+    using arg = const Tt&;
+    static constexpr bool value = requires(const Impl& impl, arg<I>... x) { impl.forward(x...); };
+};
 
 }  // namespace detail
 
@@ -58,19 +79,26 @@ template <class Impl, class... E>
 struct op_node : expression_base {
     using value_type = typename std::tuple_element_t<0, std::tuple<E...>>::value_type;
     using T = value_type;
+    using device_type = typename detail::common_device_of<detail::device_of_t<E>...>::type;
+    /// Where the op's kernels run (an op over constants only runs on the CPU).
+    using D = std::conditional_t<std::is_same_v<device_type, detail::any_device>, device::cpu, device_type>;
+    using tensor_type = tensor<T, D>;
     static_assert((std::is_same_v<typename E::value_type, T> && ...),
                   "xgrad: all inputs of an op must have the same element type");
     static constexpr std::size_t arity = sizeof...(E);
     static constexpr bool has_grad = (E::has_grad || ...);
     static constexpr bool is_scalar = false;
+    static_assert(detail::has_forward_for<Impl, tensor_type, std::make_index_sequence<arity>>::value,
+                  "xgrad: this op has no kernel on the operands' device yet; move its operands with "
+       "xgrad::to<xgrad::device::cpu>(x)");
 
     Impl impl;
     std::tuple<E...> args;
     shape_t shape_;
 
     struct saved {
-        tensor<T> out;
-        std::array<tensor<T>, arity> inputs;
+        tensor_type out;
+        std::array<tensor_type, arity> inputs;
     };
     detail::pass_cache<saved> cache_;
 
@@ -83,24 +111,24 @@ struct op_node : expression_base {
     const saved& run_forward() const {
         return cache_.get([&] {
             saved s;
-            s.inputs = std::apply([](const auto&... x) { return std::array<tensor<T>, arity>{detail::materialize(x)...}; },
-                                  args);
+            s.inputs = std::apply(
+                [](const auto&... x) { return std::array<tensor_type, arity>{detail::materialize(x)...}; }, args);
             s.out = std::apply([&](const auto&... in) { return impl.forward(in...); }, s.inputs);
             return s;
         });
     }
 
-    tensor<T> forward_value() const { return run_forward().out; }
+    tensor_type forward_value() const { return run_forward().out; }
 
-    void backward_from(const tensor<T>& g) const {
+    void backward_from(const tensor_type& g) const {
         if constexpr (has_grad) {
             const saved& s = run_forward();
-            std::array<tensor<T>, arity> grads;
-            std::array<tensor<T>*, arity> ptrs{};
+            std::array<tensor_type, arity> grads;
+            std::array<tensor_type*, arity> ptrs{};
             constexpr std::array<bool, arity> wants{E::has_grad...};
             for (std::size_t i = 0; i < arity; ++i)
                 if (wants[i]) {
-                    grads[i] = tensor<T>::uninitialized(s.inputs[i].shape());
+                    grads[i] = tensor_type::uninitialized(s.inputs[i].shape());
                     ptrs[i] = &grads[i];
                 }
             impl.backward(g.contiguous(), s.out, s.inputs, ptrs);
@@ -115,7 +143,7 @@ struct op_node : expression_base {
 
 private:
     template <std::size_t... I>
-    void push_all(const std::array<tensor<T>, arity>& grads, std::index_sequence<I...>) const {
+    void push_all(const std::array<tensor_type, arity>& grads, std::index_sequence<I...>) const {
         (detail::push_grad(std::get<I>(args), grads[I]), ...);
     }
 };
