@@ -21,6 +21,10 @@ struct value_error : error {
 struct index_error : error {
     using error::error;
 };
+/// A device runtime or library (CUDA, cuBLAS) reporting a failure.
+struct device_error : error {
+    using error::error;
+};
 /// A file that cannot be opened, read or written.
 struct io_error : error {
     using error::error;

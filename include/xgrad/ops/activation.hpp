@@ -8,7 +8,7 @@
 // The fused op writes y = act(z + bias) while each block of z is still in cache, and never
 // stores z. Its backward multiplies the upstream gradient by act' computed from the saved
 // output y (relu' = [y > 0], tanh' = 1 - y^2, sigmoid' = y (1 - y)); gelu' needs z, so gelu
-// alone keeps z.
+// alone keeps z. f and df are XGRAD_HD: the device kernels call the same formulas.
 #include <concepts>
 #include <type_traits>
 
@@ -23,36 +23,36 @@ namespace activation {
 struct identity_t {
     static constexpr const char* name = "identity";
     static constexpr bool needs_pre = false;
-    template <class V> static XGRAD_INLINE V f(V z) { return z; }
-    template <class V> static XGRAD_INLINE V df(V, V) { return V(1); }
+    template <class V> static XGRAD_HD XGRAD_INLINE V f(V z) { return z; }
+    template <class V> static XGRAD_HD XGRAD_INLINE V df(V, V) { return V(1); }
 };
 /// y = max(z, 0); y' = [y > 0] (0 at z = 0, as PyTorch).
 struct relu_t {
     static constexpr const char* name = "relu";
     static constexpr bool needs_pre = false;
-    template <class V> static XGRAD_INLINE V f(V z) { return ops::relu{}.f(z); }
-    template <class V> static XGRAD_INLINE V df(V, V y) { return detail::vm::select(y > V(0), V(1), V(0)); }
+    template <class V> static XGRAD_HD XGRAD_INLINE V f(V z) { return ops::relu{}.f(z); }
+    template <class V> static XGRAD_HD XGRAD_INLINE V df(V, V y) { return detail::vm::select(y > V(0), V(1), V(0)); }
 };
 /// y = tanh(z); y' = 1 - y^2.
 struct tanh_t {
     static constexpr const char* name = "tanh";
     static constexpr bool needs_pre = false;
-    template <class V> static XGRAD_INLINE V f(V z) { return ops::tanh{}.f(z); }
-    template <class V> static XGRAD_INLINE V df(V z, V y) { return ops::tanh{}.df(z, y); }
+    template <class V> static XGRAD_HD XGRAD_INLINE V f(V z) { return ops::tanh{}.f(z); }
+    template <class V> static XGRAD_HD XGRAD_INLINE V df(V z, V y) { return ops::tanh{}.df(z, y); }
 };
 /// y = 1 / (1 + e^-z); y' = y (1 - y).
 struct sigmoid_t {
     static constexpr const char* name = "sigmoid";
     static constexpr bool needs_pre = false;
-    template <class V> static XGRAD_INLINE V f(V z) { return ops::sigmoid{}.f(z); }
-    template <class V> static XGRAD_INLINE V df(V z, V y) { return ops::sigmoid{}.df(z, y); }
+    template <class V> static XGRAD_HD XGRAD_INLINE V f(V z) { return ops::sigmoid{}.f(z); }
+    template <class V> static XGRAD_HD XGRAD_INLINE V df(V z, V y) { return ops::sigmoid{}.df(z, y); }
 };
 /// y = z Phi(z) (exact GELU); y' = Phi(z) + z phi(z), which needs z.
 struct gelu_t {
     static constexpr const char* name = "gelu";
     static constexpr bool needs_pre = true;
-    template <class V> static XGRAD_INLINE V f(V z) { return ops::gelu{}.f(z); }
-    template <class V> static XGRAD_INLINE V df(V z, V y) { return ops::gelu{}.df(z, y); }
+    template <class V> static XGRAD_HD XGRAD_INLINE V f(V z) { return ops::gelu{}.f(z); }
+    template <class V> static XGRAD_HD XGRAD_INLINE V df(V z, V y) { return ops::gelu{}.df(z, y); }
 };
 
 inline constexpr identity_t identity{};
