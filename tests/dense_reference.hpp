@@ -11,6 +11,7 @@
 #include <xgrad/xgrad.hpp>
 #include <xgrad/ops/dense.hpp>
 
+#include "reference_file.hpp"
 #ifndef XGRAD_TEST_DATA_DIR
 #define XGRAD_TEST_DATA_DIR "data"
 #endif
@@ -20,26 +21,8 @@ namespace dense_test {
 /// The tensors of one reference file, by "<case>.<name>".
 class reference {
 public:
-    explicit reference(const std::string& file) {
-        const std::string path = std::string(XGRAD_TEST_DATA_DIR) + "/" + file;
-        std::ifstream in(path);
-        if (!in) throw std::runtime_error("cannot open reference file " + path);
-        std::string header, values;
-        while (std::getline(in, header)) {
-            if (header.empty() || header[0] == '#') continue;
-            std::istringstream hs(header);
-            std::string key;
-            std::size_t rank = 0;
-            hs >> key >> rank;
-            xgrad::shape_t shape(rank);
-            for (auto& d : shape) hs >> d;
-            std::getline(in, values);
-            std::istringstream vs(values);
-            std::vector<double> v;
-            for (double x; vs >> x;) v.push_back(x);
-            tensors_.emplace(key, xgrad::from_vector(v, shape));
-        }
-    }
+    explicit reference(const std::string& file)
+        : tensors_(xgrad_test::read_reference_file(std::string(XGRAD_TEST_DATA_DIR) + "/" + file)) {}
     /// A copy of tensor `name` of case `c` (copies: tests may hand it to a parameter).
     xgrad::tensor<double> operator()(const std::string& c, const std::string& name) const {
         auto it = tensors_.find(c + "." + name);

@@ -16,6 +16,8 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "reference_file.hpp"
+
 namespace xgrad_test {
 
 /// Named float64 tensors read once from the reference file.
@@ -38,24 +40,7 @@ public:
     xgrad::tensor<std::int64_t> labels(const std::string& name) const { return as<std::int64_t>(name); }
 
 private:
-    explicit reference(const std::string& path) {
-        std::ifstream in(path);
-        if (!in) throw std::runtime_error("reference: cannot open " + path);
-        std::string header, values;
-        while (std::getline(in, header)) {
-            if (header.empty() || header[0] == '#') continue;
-            if (!std::getline(in, values)) throw std::runtime_error("reference: record without values: " + header);
-            std::istringstream hs(header), vs(values);
-            std::string name;
-            std::size_t rank = 0;
-            hs >> name >> rank;
-            xgrad::shape_t shape(rank);
-            for (auto& d : shape) hs >> d;
-            std::vector<double> v;
-            for (double x; vs >> x;) v.push_back(x);
-            t_.emplace(name, xgrad::from_vector(v, shape));
-        }
-    }
+    explicit reference(const std::string& path) : t_(read_reference_file(path)) {}
     std::map<std::string, xgrad::tensor<double>> t_;
 };
 

@@ -13,6 +13,8 @@
 
 #include <xgrad/core/tensor.hpp>
 
+#include "reference_file.hpp"
+
 namespace optim_test {
 
 class reference {
@@ -31,24 +33,7 @@ public:
     }
 
 private:
-    explicit reference(const std::string& path) {
-        std::ifstream in(path);
-        if (!in) throw std::runtime_error("optim_reference: cannot open " + path);
-        std::string head, vals;
-        while (std::getline(in, head)) {
-            if (head.empty() || head[0] == '#') continue;
-            if (!std::getline(in, vals)) throw std::runtime_error("optim_reference: no values for " + head);
-            std::istringstream hs(head), vs(vals);
-            std::string name;
-            std::size_t rank = 0;
-            hs >> name >> rank;
-            xgrad::shape_t shape(rank);
-            for (auto& d : shape) hs >> d;
-            std::vector<double> v;
-            for (double x; vs >> x;) v.push_back(x);
-            t_.emplace(name, xgrad::from_vector(v, shape));
-        }
-    }
+    explicit reference(const std::string& path) : t_(xgrad_test::read_reference_file(path)) {}
     std::map<std::string, xgrad::tensor<double>> t_;
 };
 
