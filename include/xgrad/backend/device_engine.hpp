@@ -12,6 +12,8 @@
 //   sum_backward(e, g)               -> sum(e) * g, pushing g into e's leaves, in one pass
 //   value_backward(e)                -> e's value (e is one element) and d e / d leaves
 //   max_backward(e, m, up)           -> up to the elements of e equal to m, split among ties
+//   assign(a...)                     -> the fused assignments into(dst, e)... of expr/assign.hpp
+//                                       (shapes checked by the caller), in order per element
 
 namespace xgrad::detail {
 

@@ -19,31 +19,36 @@
 // (they would be: SIMD stores may alias anything). Thread chunks start at multiples of 64
 // elements, so every element takes the same SIMD or scalar path whatever the thread count and
 // results do not depend on it. Anything else (broadcast operands, views, reductions or barrier
-// ops inside) runs on the general fused-loop engine.
+// ops inside) runs on the general fused-loop engine. On a device (destinations of type
+// tensor<T, Device>) the device engine runs the same assignments as one kernel over the loop.
 #include <array>
 #include <tuple>
 #include <utility>
 
 #include "../autodiff/pass.hpp"
 #include "../backend/cpu/engine.hpp"
+#include "../backend/device_engine.hpp"
 #include "node.hpp"
 
 namespace xgrad {
 
 /// dst = e, to be run by assign(); built with into(dst, e).
-template <class T, class E>
+template <class T, class E, class Device = device::cpu>
 struct assignment {
-    tensor<T> dst;
+    using device_type = Device;
+    tensor<T, Device> dst;
     E e;
 };
 
-/// The assignment dst = x (x: an expression, a tensor or a parameter of element type T).
-template <class T, operand X>
-auto into(const tensor<T>& dst, X&& x) {
+/// The assignment dst = x (x: an expression, a tensor or a parameter of element type T, on
+/// dst's device).
+template <class T, class D, operand X>
+auto into(const tensor<T, D>& dst, X&& x) {
     using E = expr_t<X>;
     static_assert(std::is_same_v<typename E::value_type, T>,
                   "xgrad::into(dst, expr): expr must have the destination's element type");
-    return assignment<T, E>{dst, as_expr(std::forward<X>(x))};
+    static_assert(std::is_same_v<typename detail::common_device<D, detail::device_of_t<E>>::type, D>);
+    return assignment<T, E, D>{dst, as_expr(std::forward<X>(x))};
 }
 
 namespace detail {
@@ -138,8 +143,9 @@ void dense_assign(const Kernels& kernels, const std::array<T*, N>& outs, std::si
     parallel_run(nt, [&](std::size_t t) { run(std::min(n, t * chunk), std::min(n, (t + 1) * chunk)); });
 }
 
-template <class T, class... E>
-void cpu_assign(const assignment<T, E>&... a) {
+/// The loop's shape: every destination's, and every expression must broadcast to it.
+template <class... A>
+const shape_t& assignment_shape(const A&... a) {
     const shape_t& shape = std::get<0>(std::tie(a...)).dst.shape();
     auto check = [&](const auto& x) {
         if (x.dst.shape() != shape)
@@ -150,6 +156,12 @@ void cpu_assign(const assignment<T, E>&... a) {
                               " does not broadcast to its destination's shape " + to_string(shape));
     };
     (check(a), ...);
+    return shape;
+}
+
+template <class T, class... E>
+void cpu_assign(const assignment<T, E>&... a) {
+    const shape_t& shape = assignment_shape(a...);
     {
         dense_ctx<T> dctx{&shape};
         auto kernels = std::tuple{a.e.kernel(dctx)...};
@@ -169,17 +181,23 @@ void cpu_assign(const assignment<T, E>&... a) {
 
 }  // namespace detail
 
-/// Runs the assignments in one fused loop (see the top of this file).
-template <class T, class... E>
-void assign(const assignment<T, E>&... a) {
+/// Runs the assignments in one fused loop (see the top of this file); on a device, one kernel.
+/// Every destination is on the same device.
+template <class T, class D, class... E>
+void assign(const assignment<T, E, D>&... a) {
     static_assert(sizeof...(E) > 0, "xgrad::assign: give at least one into(dst, expr)");
-    detail::cpu_assign(a...);
+    if constexpr (std::is_same_v<D, device::cpu>) {
+        detail::cpu_assign(a...);
+    } else {
+        detail::assignment_shape(a...);
+        detail::device_engine<D>::assign(a...);
+    }
 }
 
 /// dst = x in one loop (x broadcasts to dst's shape).
-template <class T, operand X>
-void assign(const tensor<T>& dst, X&& x) {
-    detail::cpu_assign(into(dst, std::forward<X>(x)));
+template <class T, class D, operand X>
+void assign(const tensor<T, D>& dst, X&& x) {
+    xgrad::assign(into(dst, std::forward<X>(x)));
 }
 
 }  // namespace xgrad

@@ -25,15 +25,15 @@ struct adagrad_options {
     }
 };
 
-template <class T>
-class adagrad : public optimizer<adagrad<T>, T, adagrad_options> {
-    using base = optimizer<adagrad<T>, T, adagrad_options>;
+template <class T, class Device = device::cpu>
+class adagrad : public optimizer<adagrad<T, Device>, T, adagrad_options, Device> {
+    using base = optimizer<adagrad<T, Device>, T, adagrad_options, Device>;
     friend base;
 
 public:
     static constexpr const char* name = "adagrad";
 
-    explicit adagrad(std::vector<parameter<T>> params, const adagrad_options& o = {})
+    explicit adagrad(std::vector<parameter<T, Device>> params, const adagrad_options& o = {})
         : base(std::move(params), o) {}
 
     static void validate(const adagrad_options& o) {
@@ -46,13 +46,14 @@ public:
 
 private:
     // The accumulator exists from the start, as in PyTorch (it holds initial_accumulator_value).
-    static void init_state(const parameter<T>& p, param_state<T>& s, const adagrad_options& o) {
+    static void init_state(const parameter<T, Device>& p, param_state<T, Device>& s, const adagrad_options& o) {
         s.get("sum", p.shape(), T(o.initial_accumulator_value));
     }
 
-    void update(const parameter<T>& p, const tensor<T>& grad, param_state<T>& s, const adagrad_options& o) {
-        const tensor<T>& w = p.value();
-        const tensor<T> acc = s.get("sum", w.shape(), T(o.initial_accumulator_value));
+    void update(const parameter<T, Device>& p, const tensor<T, Device>& grad, param_state<T, Device>& s,
+                const adagrad_options& o) {
+        const tensor<T, Device>& w = p.value();
+        const tensor<T, Device> acc = s.get("sum", w.shape(), T(o.initial_accumulator_value));
         const T neg_clr(-o.lr / (1 + static_cast<double>(s.step - 1) * o.lr_decay)), eps(o.eps);
         auto g = grad + T(o.weight_decay) * w;  // + 0 exactly without decay
         assign(into(acc, acc + g * g), into(w, w + neg_clr * g / (sqrt(acc) + eps)));

@@ -65,10 +65,11 @@ struct adam_rule {
     // Coupled decay enters the gradient (g = grad + wd p), decoupled decay scales p first
     // (p (1 - lr wd)); the unused one has coefficient 0 or 1, exact in IEEE arithmetic, so Adam
     // and AdamW share one loop.
-    template <class T, class O>
-    static void update(const tensor<T>& w, const tensor<T>& grad, param_state<T>& s, const O& o) {
-        const tensor<T> m = s.get("exp_avg", w.shape());
-        const tensor<T> v = s.get("exp_avg_sq", w.shape());
+    template <class T, class Device, class O>
+    static void update(const tensor<T, Device>& w, const tensor<T, Device>& grad, param_state<T, Device>& s,
+                       const O& o) {
+        const tensor<T, Device> m = s.get("exp_avg", w.shape());
+        const tensor<T, Device> v = s.get("exp_avg_sq", w.shape());
         const double t = static_cast<double>(s.step);
         const double b1 = o.betas.first, b2 = o.betas.second;
         const double step_size = o.lr / (1 - std::pow(b1, t));
@@ -80,7 +81,7 @@ struct adam_rule {
         auto m_next = into(m, m + c1 * (g - m));
         auto v_next = into(v, v * beta2 + c2 * g * g);
         if (o.amsgrad) {
-            const tensor<T> vmax = s.get("max_exp_avg_sq", w.shape());
+            const tensor<T, Device> vmax = s.get("max_exp_avg_sq", w.shape());
             assign(m_next, v_next, into(vmax, maximum(vmax, v)),
                    into(w, w * keep + neg_step * m / (sqrt(vmax) / bc2_sqrt + eps)));
         } else {
@@ -91,34 +92,37 @@ struct adam_rule {
 
 }  // namespace detail
 
-template <class T>
-class adam : public optimizer<adam<T>, T, adam_options> {
-    using base = optimizer<adam<T>, T, adam_options>;
+template <class T, class Device = device::cpu>
+class adam : public optimizer<adam<T, Device>, T, adam_options, Device> {
+    using base = optimizer<adam<T, Device>, T, adam_options, Device>;
     friend base;
 
 public:
     static constexpr const char* name = "adam";
-    explicit adam(std::vector<parameter<T>> params, const adam_options& o = {}) : base(std::move(params), o) {}
+    explicit adam(std::vector<parameter<T, Device>> params, const adam_options& o = {}) : base(std::move(params), o) {}
     static void validate(const adam_options& o) { detail::adam_rule<false>::validate(name, o); }
 
 private:
-    void update(const parameter<T>& p, const tensor<T>& grad, param_state<T>& s, const adam_options& o) {
+    void update(const parameter<T, Device>& p, const tensor<T, Device>& grad, param_state<T, Device>& s,
+                const adam_options& o) {
         detail::adam_rule<false>::update(p.value(), grad, s, o);
     }
 };
 
-template <class T>
-class adamw : public optimizer<adamw<T>, T, adamw_options> {
-    using base = optimizer<adamw<T>, T, adamw_options>;
+template <class T, class Device = device::cpu>
+class adamw : public optimizer<adamw<T, Device>, T, adamw_options, Device> {
+    using base = optimizer<adamw<T, Device>, T, adamw_options, Device>;
     friend base;
 
 public:
     static constexpr const char* name = "adamw";
-    explicit adamw(std::vector<parameter<T>> params, const adamw_options& o = {}) : base(std::move(params), o) {}
+    explicit adamw(std::vector<parameter<T, Device>> params, const adamw_options& o = {})
+        : base(std::move(params), o) {}
     static void validate(const adamw_options& o) { detail::adam_rule<true>::validate(name, o); }
 
 private:
-    void update(const parameter<T>& p, const tensor<T>& grad, param_state<T>& s, const adamw_options& o) {
+    void update(const parameter<T, Device>& p, const tensor<T, Device>& grad, param_state<T, Device>& s,
+                const adamw_options& o) {
         detail::adam_rule<true>::update(p.value(), grad, s, o);
     }
 };

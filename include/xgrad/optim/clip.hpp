@@ -1,7 +1,8 @@
 #pragma once
 // Gradient clipping, as torch.nn.utils.clip_grad_norm_ / clip_grad_value_. Parameters whose
 // gradient is logically zero (no backward reached them since zero_grad) are left out, like
-// PyTorch parameters whose .grad is None.
+// PyTorch parameters whose .grad is None. Parameters on a device are clipped there (the norms'
+// sums run on the device; only one number per parameter comes back).
 #include <cmath>
 #include <limits>
 #include <string>
@@ -16,23 +17,23 @@
 namespace xgrad::optim {
 
 namespace detail {
-template <class T>
-bool has_grad(const parameter<T>& p) {
+template <class T, class D>
+bool has_grad(const parameter<T, D>& p) {
     return p.requires_grad() && !p.state().grad_zero;
 }
 }  // namespace detail
 
 /// The norm of all gradients together, ||(||g_1||, ..., ||g_n||)||_norm_type (norm_type > 0,
 /// or infinity for the largest magnitude).
-template <class T>
-double grad_norm(const std::vector<parameter<T>>& params, double norm_type = 2.0) {
+template <class T, class D>
+double grad_norm(const std::vector<parameter<T, D>>& params, double norm_type = 2.0) {
     if (!(norm_type > 0))
         throw value_error("grad_norm: norm_type must be > 0 (or infinity), got " + std::to_string(norm_type));
     const bool inf = std::isinf(norm_type);
     double total = 0;
     for (auto& p : params) {
         if (!detail::has_grad(p) || p.size() == 0) continue;
-        const tensor<T>& g = p.grad();
+        const tensor<T, D>& g = p.grad();
         if (inf) {
             total = std::max(total, static_cast<double>(eval(max(abs(g))).item()));
         } else if (norm_type == 2.0) {
@@ -51,8 +52,8 @@ double grad_norm(const std::vector<parameter<T>>& params, double norm_type = 2.0
 /// Scales all gradients by min(1, max_norm / (total_norm + 1e-6)) so that their joint norm is
 /// at most max_norm; returns the norm before clipping. With error_if_nonfinite, a NaN or
 /// infinite norm throws value_error instead of spreading NaN into the gradients.
-template <class T>
-double clip_grad_norm_(const std::vector<parameter<T>>& params, double max_norm, double norm_type = 2.0,
+template <class T, class D>
+double clip_grad_norm_(const std::vector<parameter<T, D>>& params, double max_norm, double norm_type = 2.0,
                        bool error_if_nonfinite = false) {
     if (!(max_norm >= 0))
         throw value_error("clip_grad_norm_: max_norm must be >= 0, got " + std::to_string(max_norm));
@@ -70,8 +71,8 @@ double clip_grad_norm_(const std::vector<parameter<T>>& params, double max_norm,
 }
 
 /// Clamps every gradient element to [-clip_value, clip_value].
-template <class T>
-void clip_grad_value_(const std::vector<parameter<T>>& params, double clip_value) {
+template <class T, class D>
+void clip_grad_value_(const std::vector<parameter<T, D>>& params, double clip_value) {
     if (!(clip_value >= 0))
         throw value_error("clip_grad_value_: clip_value must be >= 0, got " + std::to_string(clip_value));
     const T c(clip_value);

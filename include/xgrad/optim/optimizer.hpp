@@ -2,11 +2,13 @@
 // The part every optimizer shares: parameter groups with their own options, per-parameter
 // state, zero_grad(), step() and a state dictionary of named tensors and numbers.
 //
-// An optimizer is `class X : public optimizer<X<T>, T, X_options>` (befriending it) providing
+// An optimizer is `class X : public optimizer<X<T, D>, T, X_options, D>` (befriending it) providing
 //   static constexpr const char* name;
 //   static void validate(const X_options&);                          // throws value_error
-//   static void init_state(const parameter<T>&, param_state<T>&, const X_options&);   // optional
-//   void update(const parameter<T>&, const tensor<T>& grad, param_state<T>&, const X_options&);
+//   static void init_state(const parameter<T, D>&, param_state<T, D>&, const X_options&);   // optional
+//   void update(const parameter<T, D>&, const tensor<T, D>& grad, param_state<T, D>&, const X_options&);
+// D is the parameters' device: the state lives there too and the updates run there (assign()
+// of device tensors is one kernel); state_dict() and load_state_dict() copy through the host.
 // and X_options provides fields(f): f(name, member) for each hyper-parameter, which names them
 // in the state dictionary ("param_groups.0.lr").
 //
@@ -24,6 +26,7 @@
 #include "../autodiff/parameter.hpp"
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
+#include "../core/transfer.hpp"
 #include "../expr/assign.hpp"
 #include "../expr/functions.hpp"
 
@@ -39,28 +42,31 @@ public:
     virtual void set_lr(std::size_t group, double lr) = 0;
 };
 
-/// One parameter's optimizer state: the update count and named buffers of its shape.
-template <class T>
+/// One parameter's optimizer state: the update count and named buffers of its shape, on the
+/// parameter's device.
+template <class T, class Device = device::cpu>
 struct param_state {
     std::int64_t step = 0;
-    std::vector<std::pair<std::string, tensor<T>>> buffers;
+    std::vector<std::pair<std::string, tensor<T, Device>>> buffers;
 
     /// The buffer called `name`, or null before it exists.
-    const tensor<T>* find(std::string_view name) const {
+    const tensor<T, Device>* find(std::string_view name) const {
         for (auto& [n, t] : buffers)
             if (n == name) return &t;
         return nullptr;
     }
     /// The buffer called `name`, created filled with `init` (of `shape`) when missing. (Returned
     /// as a handle: a later get() may move the list's elements.)
-    tensor<T> get(std::string_view name, const shape_t& shape, T init = T(0)) {
+    tensor<T, Device> get(std::string_view name, const shape_t& shape, T init = T(0)) {
         if (auto* t = find(name)) return *t;
-        buffers.emplace_back(std::string(name), full<T>(shape, init));
+        auto t = tensor<T, Device>::uninitialized(shape);
+        t.fill(init);
+        buffers.emplace_back(std::string(name), std::move(t));
         return buffers.back().second;
     }
     /// A new buffer whose contents the caller writes before anyone reads them.
-    tensor<T> create(std::string_view name, const shape_t& shape) {
-        buffers.emplace_back(std::string(name), tensor<T>::uninitialized(shape));
+    tensor<T, Device> create(std::string_view name, const shape_t& shape) {
+        buffers.emplace_back(std::string(name), tensor<T, Device>::uninitialized(shape));
         return buffers.back().second;
     }
 };
@@ -86,9 +92,9 @@ struct state_dict {
 };
 
 /// Parameters that share options.
-template <class T, class Options>
+template <class T, class Options, class Device = device::cpu>
 struct param_group {
-    std::vector<parameter<T>> params;
+    std::vector<parameter<T, Device>> params;
     Options options;
 };
 
@@ -111,21 +117,24 @@ inline void require_in_unit_interval(const char* opt, const char* what, double v
 
 }  // namespace detail
 
-template <class Derived, class T, class Options>
+template <class Derived, class T, class Options, class Device = device::cpu>
 class optimizer : public lr_schedulable {
     static_assert(std::is_floating_point_v<T>, "xgrad::optim: parameters must hold float or double");
 
 public:
     using value_type = T;
+    using device_type = Device;
     using options_type = Options;
-    using group_type = param_group<T, Options>;
+    using group_type = param_group<T, Options, Device>;
+    using parameter_type = parameter<T, Device>;
+    using state_type = param_state<T, Device>;
 
     /// The options a group added without its own gets.
     const Options& defaults() const { return defaults_; }
 
     /// Adds parameters with the default options / with their own options.
-    void add_param_group(std::vector<parameter<T>> params) { add_param_group(std::move(params), defaults_); }
-    void add_param_group(std::vector<parameter<T>> params, const Options& options) {
+    void add_param_group(std::vector<parameter_type> params) { add_param_group(std::move(params), defaults_); }
+    void add_param_group(std::vector<parameter_type> params, const Options& options) {
         Derived::validate(options);
         if (params.empty()) throw value_error(std::string(Derived::name) + ": a parameter group is empty");
         for (std::size_t i = 0; i < params.size(); ++i) {
@@ -139,7 +148,7 @@ public:
                         throw value_error(std::string(Derived::name) + ": parameter " + describe(params[i]) +
                                           " appears in more than one parameter group");
         }
-        std::vector<param_state<T>> st(params.size());
+        std::vector<state_type> st(params.size());
         for (std::size_t i = 0; i < params.size(); ++i) Derived::init_state(params[i], st[i], options);
         groups_.push_back({std::move(params), options});
         state_.push_back(std::move(st));
@@ -171,9 +180,9 @@ public:
         for (std::size_t g = 0; g < groups_.size(); ++g) {
             const Options& o = groups_[g].options;
             for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
-                const parameter<T>& p = groups_[g].params[i];
+                const parameter_type& p = groups_[g].params[i];
                 if (!p.requires_grad() || p.state().grad_zero) continue;
-                param_state<T>& s = state_[g][i];
+                state_type& s = state_[g][i];
                 ++s.step;
                 self().update(p, p.grad(), s, o);
             }
@@ -181,15 +190,16 @@ public:
     }
 
     /// The state of parameter p (null when p is not optimized here).
-    const param_state<T>* state(const parameter<T>& p) const {
+    const state_type* state(const parameter_type& p) const {
         for (std::size_t g = 0; g < groups_.size(); ++g)
             for (std::size_t i = 0; i < groups_[g].params.size(); ++i)
                 if (groups_[g].params[i].same(p)) return &state_[g][i];
         return nullptr;
     }
 
-    /// Everything step() depends on besides the parameters, for checkpoints. Tensors are
-    /// shared with the optimizer (clone them to keep a snapshot).
+    /// Everything step() depends on besides the parameters, for checkpoints. Tensors are host
+    /// tensors: on the CPU shared with the optimizer (clone them to keep a snapshot), from a
+    /// device copies.
     optim::state_dict<T> state_dict() const {
         optim::state_dict<T> d;
         std::size_t k = 0;
@@ -197,7 +207,7 @@ public:
             for (std::size_t i = 0; i < groups_[g].params.size(); ++i, ++k) {
                 const std::string prefix = "state." + std::to_string(k) + ".";
                 d.scalars.emplace_back(prefix + "step", static_cast<double>(state_[g][i].step));
-                for (auto& [n, t] : state_[g][i].buffers) d.tensors.emplace_back(prefix + n, t);
+                for (auto& [n, t] : state_[g][i].buffers) d.tensors.emplace_back(prefix + n, to<device::cpu>(t));
             }
         for (std::size_t g = 0; g < groups_.size(); ++g) {
             Options o = groups_[g].options;
@@ -225,14 +235,14 @@ public:
         }
         if (d.scalar_named("param_groups." + std::to_string(groups_.size()) + ".lr"))
             throw value_error(who + "the state has more than " + std::to_string(groups_.size()) + " parameter groups");
-        std::vector<std::vector<param_state<T>>> st(groups_.size());
+        std::vector<std::vector<state_type>> st(groups_.size());
         std::size_t k = 0, buffers = 0;
         for (std::size_t g = 0; g < groups_.size(); ++g)
             for (std::size_t i = 0; i < groups_[g].params.size(); ++i, ++k) {
                 const std::string prefix = "state." + std::to_string(k) + ".";
                 const double* step = d.scalar_named(prefix + "step");
                 if (!step) throw value_error(who + "missing " + prefix + "step");
-                param_state<T> s;
+                state_type s;
                 s.step = static_cast<std::int64_t>(*step);
                 for (auto& [n, t] : d.tensors) {
                     if (n.compare(0, prefix.size(), prefix) != 0) continue;
@@ -240,7 +250,10 @@ public:
                         throw shape_error(who + n + " has shape " + to_string(t.shape()) + " but parameter " +
                                           describe(groups_[g].params[i]) + " has shape " +
                                           to_string(groups_[g].params[i].shape()));
-                    s.buffers.emplace_back(n.substr(prefix.size()), t.clone());
+                    if constexpr (std::is_same_v<Device, device::cpu>)
+                        s.buffers.emplace_back(n.substr(prefix.size()), t.clone());
+                    else
+                        s.buffers.emplace_back(n.substr(prefix.size()), to<Device>(t));
                     ++buffers;
                 }
                 st[g].push_back(std::move(s));
@@ -253,24 +266,24 @@ public:
     }
 
 protected:
-    optimizer(std::vector<parameter<T>> params, const Options& defaults) : defaults_(defaults) {
+    optimizer(std::vector<parameter_type> params, const Options& defaults) : defaults_(defaults) {
         Derived::validate(defaults_);
         if (params.empty()) throw value_error(std::string(Derived::name) + ": got an empty parameter list");
         add_param_group(std::move(params), defaults_);
     }
 
     /// Default: no state before the first step. (Static: it runs while the base is constructed.)
-    static void init_state(const parameter<T>&, param_state<T>&, const Options&) {}
+    static void init_state(const parameter_type&, state_type&, const Options&) {}
 
 private:
     Derived& self() { return static_cast<Derived&>(*this); }
-    static std::string describe(const parameter<T>& p) {
+    static std::string describe(const parameter_type& p) {
         return p.name().empty() ? "of shape " + to_string(p.shape()) : "'" + p.name() + "'";
     }
 
     Options defaults_;
     std::vector<group_type> groups_;
-    std::vector<std::vector<param_state<T>>> state_;
+    std::vector<std::vector<state_type>> state_;
 };
 
 }  // namespace xgrad::optim

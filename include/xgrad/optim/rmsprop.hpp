@@ -29,15 +29,15 @@ struct rmsprop_options {
     }
 };
 
-template <class T>
-class rmsprop : public optimizer<rmsprop<T>, T, rmsprop_options> {
-    using base = optimizer<rmsprop<T>, T, rmsprop_options>;
+template <class T, class Device = device::cpu>
+class rmsprop : public optimizer<rmsprop<T, Device>, T, rmsprop_options, Device> {
+    using base = optimizer<rmsprop<T, Device>, T, rmsprop_options, Device>;
     friend base;
 
 public:
     static constexpr const char* name = "rmsprop";
 
-    explicit rmsprop(std::vector<parameter<T>> params, const rmsprop_options& o = {})
+    explicit rmsprop(std::vector<parameter<T, Device>> params, const rmsprop_options& o = {})
         : base(std::move(params), o) {}
 
     static void validate(const rmsprop_options& o) {
@@ -49,18 +49,20 @@ public:
     }
 
 private:
-    void update(const parameter<T>& p, const tensor<T>& grad, param_state<T>& s, const rmsprop_options& o) {
-        const tensor<T>& w = p.value();
+    void update(const parameter<T, Device>& p, const tensor<T, Device>& grad, param_state<T, Device>& s,
+                const rmsprop_options& o) {
+        const tensor<T, Device>& w = p.value();
         with_denominator(w, grad + T(o.weight_decay) * w, s, o);  // + 0 exactly without decay
     }
 
     template <class G>
-    static void with_denominator(const tensor<T>& w, const G& g, param_state<T>& s, const rmsprop_options& o) {
-        const tensor<T> v = s.get("square_avg", w.shape());
+    static void with_denominator(const tensor<T, Device>& w, const G& g, param_state<T, Device>& s,
+                                 const rmsprop_options& o) {
+        const tensor<T, Device> v = s.get("square_avg", w.shape());
         const T alpha(o.alpha), c(1 - o.alpha), eps(o.eps);
         auto v_next = into(v, v * alpha + c * g * g);
         if (o.centered) {
-            const tensor<T> a = s.get("grad_avg", w.shape());
+            const tensor<T, Device> a = s.get("grad_avg", w.shape());
             descend(w, g, sqrt(v - a * a) + eps, s, o, v_next, into(a, a + c * (g - a)));
         } else {
             descend(w, g, sqrt(v) + eps, s, o, v_next);
@@ -69,11 +71,11 @@ private:
 
     // `state` are the assignments of v (and a), which run before the denominator reads them.
     template <class G, class D, class... S>
-    static void descend(const tensor<T>& w, const G& g, const D& d, param_state<T>& s, const rmsprop_options& o,
-                        const S&... state) {
+    static void descend(const tensor<T, Device>& w, const G& g, const D& d, param_state<T, Device>& s,
+                        const rmsprop_options& o, const S&... state) {
         const T lr(o.lr);
         if (o.momentum > 0) {
-            const tensor<T> b = s.get("momentum_buffer", w.shape());
+            const tensor<T, Device> b = s.get("momentum_buffer", w.shape());
             assign(state..., into(b, b * T(o.momentum) + g / d), into(w, w - lr * b));
         } else {
             assign(state..., into(w, w - lr * g / d));

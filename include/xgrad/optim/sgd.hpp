@@ -27,15 +27,15 @@ struct sgd_options {
     }
 };
 
-template <class T>
-class sgd : public optimizer<sgd<T>, T, sgd_options> {
-    using base = optimizer<sgd<T>, T, sgd_options>;
+template <class T, class Device = device::cpu>
+class sgd : public optimizer<sgd<T, Device>, T, sgd_options, Device> {
+    using base = optimizer<sgd<T, Device>, T, sgd_options, Device>;
     friend base;
 
 public:
     static constexpr const char* name = "sgd";
 
-    explicit sgd(std::vector<parameter<T>> params, const sgd_options& o = {}) : base(std::move(params), o) {}
+    explicit sgd(std::vector<parameter<T, Device>> params, const sgd_options& o = {}) : base(std::move(params), o) {}
 
     static void validate(const sgd_options& o) {
         detail::require_non_negative(name, "lr", o.lr);
@@ -56,8 +56,9 @@ private:
     // (momentum, 1 - dampening) after; then p -= lr (n d + mu_n b) with (n, mu_n) = (1, momentum)
     // for Nesterov and (0, 1) otherwise. Every coefficient that is 0 or 1 is exact in IEEE
     // arithmetic, so this agrees with PyTorch's branches to the last bit for finite values.
-    void update(const parameter<T>& p, const tensor<T>& grad, param_state<T>& s, const sgd_options& o) {
-        const tensor<T>& w = p.value();
+    void update(const parameter<T, Device>& p, const tensor<T, Device>& grad, param_state<T, Device>& s,
+                const sgd_options& o) {
+        const tensor<T, Device>& w = p.value();
         const T lr(o.lr), wd(o.weight_decay);
         auto d = grad + wd * w;
         if (o.momentum == 0) {
@@ -65,7 +66,7 @@ private:
             return;
         }
         const bool first = s.find("momentum_buffer") == nullptr;
-        const tensor<T> b = s.get("momentum_buffer", w.shape());
+        const tensor<T, Device> b = s.get("momentum_buffer", w.shape());
         const T mu_b(first ? 0.0 : o.momentum), c(first ? 1.0 : 1 - o.dampening);
         const T n(o.nesterov ? 1.0 : 0.0), mu_n(o.nesterov ? o.momentum : 1.0);
         assign(into(b, b * mu_b + c * d), into(w, w - lr * (n * d + mu_n * b)));

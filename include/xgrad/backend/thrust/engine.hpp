@@ -3,6 +3,7 @@
 // one merge launch: what eval(), backward() and the reductions call for device expressions.
 #include <cmath>
 
+#include "../../autodiff/pass.hpp"
 #include "../../expr/reduce.hpp"
 #include "../device_engine.hpp"
 #include "loop.hpp"
@@ -10,6 +11,21 @@
 namespace xgrad {
 
 namespace detail {
+
+namespace thrust_backend {
+/// The assign_link chain of assignments a, ..., kernels built left to right.
+template <class T, class D>
+assign_end assign_chain(loop_ctx<T, D>&) {
+    return {};
+}
+template <class T, class D, class A, class... Rest>
+auto assign_chain(loop_ctx<T, D>& ctx, const A& a, const Rest&... rest) {
+    auto k = a.e.kernel(ctx);
+    auto out = ctx.output(a.dst);
+    auto next = assign_chain(ctx, rest...);
+    return assign_link<decltype(k), T, decltype(next)>{k, out, next};
+}
+}  // namespace thrust_backend
 
 template <thrust_device D>
 struct device_engine<D> {
@@ -23,6 +39,17 @@ struct device_engine<D> {
         thrust_backend::eval_root<decltype(k), T> root{k, ctx.output(out)};
         ctx.run(root);
         return out;
+    }
+
+    /// The assignments assign(into(dst, e), ...) in one loop over the destinations' shape
+    /// (checked by the caller): each position stores every e in order.
+    template <class A0, class... A>
+    static void assign(const A0& a0, const A&... a) {
+        using T = typename decltype(a0.dst)::value_type;
+        pass_scope pass;
+        thrust_backend::loop_ctx<T, D> ctx(a0.dst.shape(), false);
+        auto root = thrust_backend::assign_chain(ctx, a0, a...);
+        ctx.run(root);
     }
 
     /// Red (sum, mean or max) of e over the axes where keep_shape is 1 and e's shape is not.

@@ -315,6 +315,24 @@ struct eval_root {
     template <class F> void visit(F&& f) { k.visit(f); f(out); }
 };
 
+/// dst_0 = e_0, then dst_1 = e_1, ... at each position (assign(into(...), ...)): a chain of
+/// links ending in assign_end, so that the functor stays a plain aggregate on every device.
+struct assign_end {
+    XGRAD_HOST_DEVICE XGRAD_INLINE void step(std::ptrdiff_t) {}
+    template <class F> void visit(F&&) {}
+};
+template <class K, class T, class Next>
+struct assign_link {
+    K k;
+    assign_operand<T> out;
+    Next next;
+    XGRAD_HOST_DEVICE XGRAD_INLINE void step(std::ptrdiff_t j) {
+        out.store(j, k.template fwd<T>(j).v);  // before the later links read it
+        next.step(j);
+    }
+    template <class F> void visit(F&& f) { k.visit(f); f(out); next.visit(f); }
+};
+
 /// sink (+|max)= expr: reductions
 template <class K, class T, combine C>
 struct reduce_root {
