@@ -68,8 +68,9 @@ def main():
                 else:
                     ratios.append("–")
             p(f"| {names[wl]} | {size} | {t} | {fmt_t(xs)} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
-            if wl == "cnn" and xs:
-                best = min((by[(wl, size, t, q)]["median_s"], q) for q in PEERS if (wl, size, t, q) in by)
+            have = [(by[(wl, size, t, q)]["median_s"], q) for q in PEERS if (wl, size, t, q) in by]
+            if wl == "cnn" and xs and have:
+                best = min(have)
                 checks.append((wl, size, t, "best peer (" + best[1] + ")", best[0] / xs, 1.0))
     p("")
     comp = [(k, r) for k, r in by.items() if r["mode"] in ("torch compile", "tf xla") and k[0] != "epoch"]
