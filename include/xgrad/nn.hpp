@@ -12,3 +12,4 @@
 #include "nn/pooling.hpp"
 #include "nn/sequential.hpp"
 #include "nn/summary.hpp"
+#include "nn/transfer.hpp"

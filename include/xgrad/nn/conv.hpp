@@ -1,10 +1,12 @@
 #pragma once
 // 2-D convolution layer, as torch.nn.Conv2d: x {N, in, H, W} -> {N, out, OH, OW} with weight
 // {out, in / groups, kh, kw} and bias {out} (see ops/conv.hpp for the formula). PyTorch's
-// default initialisation: weight and bias ~ U(-k, k), k = 1 / sqrt(in / groups * kh * kw).
+// default initialisation: weight and bias ~ U(-k, k), k = 1 / sqrt(in / groups * kh * kw),
+// drawn on the host and copied to Device (as in linear).
 #include <cmath>
 #include <string>
 
+#include "../core/transfer.hpp"
 #include "../ops/dense.hpp"
 #include "init.hpp"
 #include "module.hpp"
@@ -19,16 +21,19 @@ struct conv2d_options {
     bool bias = true;
 };
 
-template <class T = float>
-class conv2d : public module<conv2d<T>> {
+template <class T = float, class Device = device::cpu>
+class conv2d : public module<conv2d<T, Device>> {
     static_assert(std::is_floating_point_v<T>, "xgrad::nn::conv2d<T>: T must be float or double");
+    template <class, class>
+    friend class conv2d;
 
 public:
     using value_type = T;
+    using device_type = Device;
     static constexpr const char* kind = "conv2d";
 
-    parameter<T> weight;
-    parameter<T> bias;  // a zero tensor, never listed, without a bias (as in linear)
+    parameter<T, Device> weight;
+    parameter<T, Device> bias;  // a zero tensor, never listed, without a bias (as in linear)
 
     conv2d(std::size_t in_channels, std::size_t out_channels, size2 kernel_size, const conv2d_options& o = {},
            rng& gen = default_generator())
@@ -44,15 +49,29 @@ public:
                               std::to_string(in_channels) + ") and out_channels (" + std::to_string(out_channels) + ")");
         const shape_t ws{out_channels, in_channels / static_cast<std::size_t>(g),
                          static_cast<std::size_t>(kernel_size.h), static_cast<std::size_t>(kernel_size.w)};
-        weight = xgrad::param(tensor<T>::uninitialized(ws));
-        bias = xgrad::param(zeros<T>({out_channels}));
-        init::kaiming_uniform(weight, gen, {.a = std::sqrt(5.0)});
+        auto w = xgrad::param(tensor<T>::uninitialized(ws));
+        auto b = xgrad::param(zeros<T>({out_channels}));
+        init::kaiming_uniform(w, gen, {.a = std::sqrt(5.0)});
         if (has_bias_) {
             const double k = 1.0 / std::sqrt(static_cast<double>(ws[1] * ws[2] * ws[3]));
-            init::uniform(bias, gen, -k, k);
+            init::uniform(b, gen, -k, k);
         } else {
-            bias.requires_grad(false);
+            b.requires_grad(false);
         }
+        weight = xgrad::to<Device>(w);
+        bias = xgrad::to<Device>(b);
+    }
+
+    /// The same layer on Device: parameters copied (xgrad::to<Device>(model) uses this).
+    template <class From>
+    explicit conv2d(const conv2d<T, From>& o)
+        : weight(xgrad::to<Device>(o.weight)),
+          bias(xgrad::to<Device>(o.bias)),
+          in_(o.in_),
+          out_(o.out_),
+          opt_(o.opt_),
+          has_bias_(o.has_bias_) {
+        this->set_training(o.is_training());
     }
 
     std::size_t in_channels() const { return in_; }

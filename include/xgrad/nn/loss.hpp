@@ -48,8 +48,9 @@ public:
             throw value_error("cross_entropy: label_smoothing must be in [0, 1], got " + std::to_string(o_.label_smoothing));
         o_.weight = detail::check_weights(std::move(o_.weight), "cross_entropy");
     }
-    template <operand X>
-    auto operator()(X&& logits, const tensor<std::int64_t>& labels) const {
+    /// Labels on the logits' device.
+    template <operand X, class D>
+    auto operator()(X&& logits, const tensor<std::int64_t, D>& labels) const {
         using T = xgrad::detail::elem_t<X>;
         cross_entropy_options_t<T> f;
         f.label_smoothing = o_.label_smoothing;
@@ -75,8 +76,8 @@ public:
     explicit nll_loss(nll_loss_options o = {}) : o_(std::move(o)) {
         o_.weight = detail::check_weights(std::move(o_.weight), "nll_loss");
     }
-    template <operand X>
-    auto operator()(X&& log_probs, const tensor<std::int64_t>& labels) const {
+    template <operand X, class D>
+    auto operator()(X&& log_probs, const tensor<std::int64_t, D>& labels) const {
         using T = xgrad::detail::elem_t<X>;
         xgrad::nll_loss_options<reduction::mean_t, T> f;
         f.weight = detail::weight_tensor<T>(o_.weight);

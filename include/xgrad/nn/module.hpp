@@ -108,6 +108,48 @@ constexpr auto value_probe() {
         return std::type_identity<void>{};
 }
 
+/// The device of a layer's parameters and buffers (void where there are none), found like
+/// value_probe: from device_type or, for XGRAD_MODULE layers, from the listed members.
+template <class A, class B>
+constexpr auto combine_device(std::type_identity<A>, std::type_identity<B>) {
+    if constexpr (std::is_void_v<A>)
+        return std::type_identity<B>{};
+    else if constexpr (std::is_void_v<B> || std::is_same_v<A, B>)
+        return std::type_identity<A>{};
+    else
+        static_assert(sizeof(A) == 0, "xgrad::nn: a layer mixes parameters on different devices");
+}
+template <class X>
+constexpr auto device_probe();
+template <class Tuple>
+struct members_device;
+template <>
+struct members_device<std::tuple<>> {
+    using type = void;
+};
+template <class M0, class... M>
+struct members_device<std::tuple<M0, M...>> {
+    using type = typename decltype(combine_device(
+        device_probe<M0>(), std::type_identity<typename members_device<std::tuple<M...>>::type>{}))::type;
+};
+template <class X>
+constexpr auto device_probe() {
+    using D = std::remove_cvref_t<X>;
+    if constexpr (xgrad::detail::is_parameter<D>::value)
+        return std::type_identity<typename D::device_type>{};
+    else if constexpr (xgrad::detail::is_tensor<D>::value)
+        return std::conditional_t<std::is_floating_point_v<typename D::value_type>,
+                                  std::type_identity<typename D::device_type>, std::type_identity<void>>{};
+    else if constexpr (is_std_vector<D>::value || is_std_array<D>::value)
+        return device_probe<typename D::value_type>();
+    else if constexpr (requires { typename D::device_type; })
+        return std::type_identity<typename D::device_type>{};
+    else if constexpr (requires(D& d) { d.xgrad_members(); })
+        return std::type_identity<typename members_device<decltype(std::declval<D&>().xgrad_members())>::type>{};
+    else
+        return std::type_identity<void>{};
+}
+
 /// "fc1, fc2" -> {"fc1", "fc2"} (the stringized argument list of XGRAD_MODULE).
 inline std::vector<std::string> split_names(const char* list) {
     std::vector<std::string> out;
@@ -178,26 +220,28 @@ struct path_namer {
         if constexpr (has_path<L>) l.set_path(path);
     }
 };
-template <class T>
+template <class T, class Device = device::cpu>
 struct parameter_collector : path_namer {
-    std::vector<std::pair<std::string, xgrad::parameter<T>>> out;
+    std::vector<std::pair<std::string, xgrad::parameter<T, Device>>> out;
     template <class P>
     void on_parameter(const std::string& path, const P& p) {
-        static_assert(std::is_same_v<P, xgrad::parameter<T>>, "xgrad::nn: a layer mixes float and double parameters");
+        static_assert(std::is_same_v<typename P::value_type, T>, "xgrad::nn: a layer mixes float and double parameters");
+        static_assert(std::is_same_v<P, xgrad::parameter<T, Device>>,
+                      "xgrad::nn: a layer mixes parameters on different devices");
         for (auto& [n, q] : out)
             if (q.same(p)) return;  // shared (tied) parameters are listed once
         p.set_name(path);
         out.emplace_back(path, p);
     }
 };
-template <class T>
+template <class T, class Device = device::cpu>
 struct buffer_collector {
-    std::vector<std::pair<std::string, tensor<T>>> out;
+    std::vector<std::pair<std::string, tensor<T, Device>>> out;
     template <class P>
     void on_parameter(const std::string&, const P&) {}
     template <class B>
     void on_buffer(const std::string& path, const B& t) {
-        if constexpr (std::is_same_v<B, tensor<T>>) out.emplace_back(path, t);
+        if constexpr (std::is_same_v<B, tensor<T, Device>>) out.emplace_back(path, t);
     }
     template <class L>
     void on_layer(const std::string&, L&) {}
@@ -232,26 +276,31 @@ template <class L>
 using value_type_of = std::conditional_t<std::is_void_v<typename decltype(detail::value_probe<L>())::type>, float,
                                          typename decltype(detail::value_probe<L>())::type>;
 
+/// The device of a layer's parameters and buffers (the CPU for a layer without any).
+template <class L>
+using device_type_of = std::conditional_t<std::is_void_v<typename decltype(detail::device_probe<L>())::type>,
+                                          device::cpu, typename decltype(detail::device_probe<L>())::type>;
+
 /// {dotted name, parameter} of every parameter below m, each shared parameter once.
 template <layer M>
-std::vector<std::pair<std::string, parameter<value_type_of<M>>>> named_parameters(M& m) {
-    detail::parameter_collector<value_type_of<M>> v;
+std::vector<std::pair<std::string, parameter<value_type_of<M>, device_type_of<M>>>> named_parameters(M& m) {
+    detail::parameter_collector<value_type_of<M>, device_type_of<M>> v;
     detail::walk(m, std::string{}, v);
     return std::move(v.out);
 }
 
 /// The parameters of named_parameters(m), in the same order (what optimizers take).
 template <layer M>
-std::vector<parameter<value_type_of<M>>> parameters(M& m) {
-    std::vector<parameter<value_type_of<M>>> out;
+std::vector<parameter<value_type_of<M>, device_type_of<M>>> parameters(M& m) {
+    std::vector<parameter<value_type_of<M>, device_type_of<M>>> out;
     for (auto& [n, p] : named_parameters(m)) out.push_back(p);
     return out;
 }
 
 /// {dotted name, tensor} of every buffer below m (running statistics of batch norms ...).
 template <layer M>
-std::vector<std::pair<std::string, tensor<value_type_of<M>>>> named_buffers(M& m) {
-    detail::buffer_collector<value_type_of<M>> v;
+std::vector<std::pair<std::string, tensor<value_type_of<M>, device_type_of<M>>>> named_buffers(M& m) {
+    detail::buffer_collector<value_type_of<M>, device_type_of<M>> v;
     detail::walk(m, std::string{}, v);
     return std::move(v.out);
 }

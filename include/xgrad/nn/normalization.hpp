@@ -9,9 +9,11 @@
 //     sample's own statistics; gamma = 1, beta = 0.
 // Without affine parameters gamma and beta are fixed tensors of ones and zeros (never listed,
 // trained or saved); without track_running_stats batch statistics are used in both modes.
+// Parameters and running statistics live on the layers' Device.
 #include <algorithm>
 #include <string>
 
+#include "../core/transfer.hpp"
 #include "../ops/nn_functional.hpp"
 #include "module.hpp"
 
@@ -27,21 +29,36 @@ struct batch_norm_options {
 namespace detail {
 
 /// Batch norm over {N, C, ...} inputs of an accepted rank (Ranks lists them).
-template <class T, class Derived, std::size_t... Ranks>
+template <class T, class Device, class Derived, std::size_t... Ranks>
 class batch_norm_base : public module<Derived> {
     static_assert(std::is_floating_point_v<T>, "xgrad::nn batch norm: T must be float or double");
+    template <class, class, class, std::size_t...>
+    friend class batch_norm_base;
 
 public:
     using value_type = T;
+    using device_type = Device;
 
-    parameter<T> weight, bias;       // gamma, beta {C}
-    tensor<T> running_mean, running_var;  // {C}
+    parameter<T, Device> weight, bias;       // gamma, beta {C}
+    tensor<T, Device> running_mean, running_var;  // {C}
+
+    /// The same layer on Device (parameters and running statistics copied).
+    template <class From, class Other>
+    explicit batch_norm_base(const batch_norm_base<T, From, Other, Ranks...>& o)
+        : weight(xgrad::to<Device>(o.weight)),
+          bias(xgrad::to<Device>(o.bias)),
+          running_mean(xgrad::to<Device>(o.running_mean).clone()),
+          running_var(xgrad::to<Device>(o.running_var).clone()),
+          c_(o.c_),
+          o_(o.o_) {
+        this->set_training(o.is_training());
+    }
 
     batch_norm_base(std::size_t num_features, const batch_norm_options& o)
-        : weight(xgrad::param(ones<T>({num_features}))),
-          bias(xgrad::param(zeros<T>({num_features}))),
-          running_mean(zeros<T>({num_features})),
-          running_var(ones<T>({num_features})),
+        : weight(xgrad::param(ones<T, Device>({num_features}))),
+          bias(xgrad::param(zeros<T, Device>({num_features}))),
+          running_mean(zeros<T, Device>({num_features})),
+          running_var(ones<T, Device>({num_features})),
           c_(num_features),
           o_(o) {
         if (num_features == 0) throw value_error(std::string(Derived::kind) + ": num_features must be > 0");
@@ -65,8 +82,8 @@ public:
         if (((s.size() != Ranks) && ...) || s[1] != c_) throw shape_error("expected input of shape " + expected() + ", got " + to_string(s));
         const bool batch_stats = this->is_training() || !o_.track_running_stats;
         // without tracking, the statistics go to scratch tensors nobody reads
-        const tensor<T>& rm = o_.track_running_stats ? running_mean : zeros<T>({c_});
-        const tensor<T>& rv = o_.track_running_stats ? running_var : ones<T>({c_});
+        const tensor<T, Device>& rm = o_.track_running_stats ? running_mean : zeros<T, Device>({c_});
+        const tensor<T, Device>& rv = o_.track_running_stats ? running_var : ones<T, Device>({c_});
         return xgrad::batch_norm(std::move(e), weight, bias, rm, rv,
                                  {.training = batch_stats, .momentum = o_.momentum, .eps = o_.eps});
     }
@@ -100,21 +117,27 @@ private:
 }  // namespace detail
 
 /// Batch norm over {N, C} or {N, C, L} inputs.
-template <class T = float>
-class batch_norm1d : public detail::batch_norm_base<T, batch_norm1d<T>, 2, 3> {
+template <class T = float, class Device = device::cpu>
+class batch_norm1d : public detail::batch_norm_base<T, Device, batch_norm1d<T, Device>, 2, 3> {
+    using base = detail::batch_norm_base<T, Device, batch_norm1d<T, Device>, 2, 3>;
+
 public:
     static constexpr const char* kind = "batch_norm1d";
-    explicit batch_norm1d(std::size_t num_features, const batch_norm_options& o = {})
-        : detail::batch_norm_base<T, batch_norm1d<T>, 2, 3>(num_features, o) {}
+    explicit batch_norm1d(std::size_t num_features, const batch_norm_options& o = {}) : base(num_features, o) {}
+    template <class From>
+    explicit batch_norm1d(const batch_norm1d<T, From>& o) : base(o) {}
 };
 
 /// Batch norm over {N, C, H, W} inputs.
-template <class T = float>
-class batch_norm2d : public detail::batch_norm_base<T, batch_norm2d<T>, 4> {
+template <class T = float, class Device = device::cpu>
+class batch_norm2d : public detail::batch_norm_base<T, Device, batch_norm2d<T, Device>, 4> {
+    using base = detail::batch_norm_base<T, Device, batch_norm2d<T, Device>, 4>;
+
 public:
     static constexpr const char* kind = "batch_norm2d";
-    explicit batch_norm2d(std::size_t num_features, const batch_norm_options& o = {})
-        : detail::batch_norm_base<T, batch_norm2d<T>, 4>(num_features, o) {}
+    explicit batch_norm2d(std::size_t num_features, const batch_norm_options& o = {}) : base(num_features, o) {}
+    template <class From>
+    explicit batch_norm2d(const batch_norm2d<T, From>& o) : base(o) {}
 };
 
 struct layer_norm_options {
@@ -123,19 +146,29 @@ struct layer_norm_options {
 };
 
 /// Layer norm over the trailing dimensions normalized_shape.
-template <class T = float>
-class layer_norm : public module<layer_norm<T>> {
+template <class T = float, class Device = device::cpu>
+class layer_norm : public module<layer_norm<T, Device>> {
     static_assert(std::is_floating_point_v<T>, "xgrad::nn::layer_norm<T>: T must be float or double");
+    template <class, class>
+    friend class layer_norm;
 
 public:
     using value_type = T;
+    using device_type = Device;
     static constexpr const char* kind = "layer_norm";
 
-    parameter<T> weight, bias;  // gamma, beta of normalized_shape
+    parameter<T, Device> weight, bias;  // gamma, beta of normalized_shape
+
+    /// The same layer on Device (parameters copied).
+    template <class From>
+    explicit layer_norm(const layer_norm<T, From>& o)
+        : weight(xgrad::to<Device>(o.weight)), bias(xgrad::to<Device>(o.bias)), shape_(o.shape_), o_(o.o_) {
+        this->set_training(o.is_training());
+    }
 
     explicit layer_norm(shape_t normalized_shape, const layer_norm_options& o = {})
-        : weight(xgrad::param(ones<T>(normalized_shape))),
-          bias(xgrad::param(zeros<T>(normalized_shape))),
+        : weight(xgrad::param(ones<T, Device>(normalized_shape))),
+          bias(xgrad::param(zeros<T, Device>(normalized_shape))),
           shape_(std::move(normalized_shape)),
           o_(o) {
         if (shape_.empty() || numel(shape_) == 0)

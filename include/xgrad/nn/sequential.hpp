@@ -23,6 +23,16 @@ struct sequence_value<L0, L...> {
         value_probe<L0>(), std::type_identity<typename sequence_value<L...>::type>{}))::type;
 };
 
+template <class... L>
+struct sequence_device {
+    using type = void;
+};
+template <class L0, class... L>
+struct sequence_device<L0, L...> {
+    using type = typename decltype(combine_device(
+        device_probe<L0>(), std::type_identity<typename sequence_device<L...>::type>{}))::type;
+};
+
 template <class L>
 concept module_based = requires(L& l) { l.set_path(std::string{}); };
 
@@ -37,9 +47,20 @@ class sequential : public module<sequential<L...>> {
 
 public:
     using value_type = typename detail::sequence_value<L...>::type;
+    using device_type = typename detail::sequence_device<L...>::type;  // void: no parameters
     static constexpr const char* kind = "sequential";
 
     explicit sequential(L... layers) : layers_(std::move(layers)...) { detail::assign_paths(*this, this->path()); }
+
+    /// Built from the layers of another sequential, each converted (xgrad::to<Device>(model)
+    /// converts a CPU model's layers to their device versions with this).
+    template <class... M>
+        requires(sizeof...(M) == sizeof...(L) && !std::is_same_v<sequential<M...>, sequential<L...>>)
+    explicit sequential(const sequential<M...>& o)
+        : layers_(std::apply([](const auto&... m) { return std::tuple<L...>(L(m)...); }, o.layers_)) {
+        this->set_training(o.is_training());
+        detail::assign_paths(*this, this->path());
+    }
 
     static constexpr std::size_t size() { return sizeof...(L); }
     template <std::size_t I>
@@ -82,6 +103,8 @@ private:
         (f(std::to_string(I).c_str(), std::get<I>(layers_)), ...);
     }
 
+    template <class...>
+    friend class sequential;
     std::tuple<L...> layers_;
 };
 

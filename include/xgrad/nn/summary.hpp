@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/transfer.hpp"
 #include "module.hpp"
 #include "sequential.hpp"
 
@@ -156,7 +157,7 @@ template <layer M>
 void summary(M& model, const shape_t& input_shape, std::ostream& os = std::cout) {
     shape_t s{1};
     s.insert(s.end(), input_shape.begin(), input_shape.end());
-    os << summary_table(model, zeros<value_type_of<M>>(s));
+    os << summary_table(model, zeros<value_type_of<M>, device_type_of<M>>(s));
 }
 
 }  // namespace xgrad::nn

@@ -30,14 +30,19 @@ struct reshape_impl {
                               " elements) to " + to_string(to) + " (" + std::to_string(numel(to)) + " elements)");
         return to;
     }
-    template <class T>
-    tensor<T> forward(const tensor<T>& x) const {
+    // on any device: a view forward, a copy backward
+    template <class T, class D>
+    tensor<T, D> forward(const tensor<T, D>& x) const {
         return x.reshape(to);  // x is contiguous: a view
     }
-    template <class T>
-    void backward(const tensor<T>& g, const tensor<T>&, const std::array<tensor<T>, 1>&,
-                  std::array<tensor<T>*, 1> dx) const {
-        if (dx[0]) std::copy_n(g.data(), g.size(), dx[0]->data());
+    template <class T, class D>
+    void backward(const tensor<T, D>& g, const tensor<T, D>&, const std::array<tensor<T, D>, 1>&,
+                  std::array<tensor<T, D>*, 1> dx) const {
+        if (!dx[0]) return;
+        if constexpr (std::is_same_v<D, device::cpu>)
+            std::copy_n(g.data(), g.size(), dx[0]->data());
+        else
+            dx[0]->assign(g.reshape(dx[0]->shape()));  // g is contiguous
     }
 };
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/transfer.hpp"
 #include "../io/safetensors.hpp"
 #include "../nn/module.hpp"
 #include "../optim/optimizer.hpp"
@@ -85,11 +86,12 @@ std::vector<std::string> batch_norm_counters(M& m) {
 
 /// The model's parameters and buffers by dotted name, sharing their storage (clone the tensors
 /// for a snapshot), plus a zero "num_batches_tracked" per batch norm, as PyTorch's state_dict.
+/// A model on a device gives host copies.
 template <nn::layer M>
 std::vector<io::named_tensor> state_dict(M& model) {
     std::vector<io::named_tensor> out;
-    for (auto& [name, p] : nn::named_parameters(model)) out.push_back({name, p.value(), ""});
-    for (auto& [name, t] : nn::named_buffers(model)) out.push_back({name, t, ""});
+    for (auto& [name, p] : nn::named_parameters(model)) out.push_back({name, to<device::cpu>(p.value()), ""});
+    for (auto& [name, t] : nn::named_buffers(model)) out.push_back({name, to<device::cpu>(t), ""});
     for (auto& name : detail::ckpt::batch_norm_counters(model)) out.push_back({name, zeros<std::int64_t>({}), ""});
     return out;
 }
@@ -115,7 +117,7 @@ inline const shape_t& shape_of(const io::safetensors_array& a) {
 }  // namespace detail::ckpt
 
 /// Copies `state` into the model's parameters and buffers (in place: optimizers keep working),
-/// converting element types as needed. With strict, any missing, unexpected or mismatched name
+/// converting element types as needed (and copying to the model's device). With strict, any missing, unexpected or mismatched name
 /// throws value_error listing them all and nothing is changed; otherwise what matches is loaded
 /// and the report says what did not. Batch norms' "num_batches_tracked" counters are accepted
 /// and ignored, and never missing.
@@ -123,12 +125,13 @@ template <nn::layer M>
 load_report load_state_dict(M& model, const std::vector<io::named_tensor>& state, load_options o = {},
                             const std::string& source = "load_state_dict") {
     using T = nn::value_type_of<M>;
-    std::vector<std::pair<std::string, tensor<T>>> targets;
+    using D = nn::device_type_of<M>;
+    std::vector<std::pair<std::string, tensor<T, D>>> targets;
     for (auto& [name, p] : nn::named_parameters(model)) targets.emplace_back(name, p.value());
     for (auto& [name, t] : nn::named_buffers(model)) targets.emplace_back(name, t);
 
     load_report r;
-    std::vector<std::pair<const tensor<T>*, const io::named_tensor*>> plan;
+    std::vector<std::pair<const tensor<T, D>*, const io::named_tensor*>> plan;
     for (auto& [name, dst] : targets) {
         const io::named_tensor* src = nullptr;
         for (auto& s : state)
@@ -153,7 +156,7 @@ load_report load_state_dict(M& model, const std::vector<io::named_tensor>& state
         if (!known) r.unexpected.push_back(s.name);
     }
     if (o.strict && !r.ok()) throw value_error(source + ": the checkpoint does not match the model: " + r.to_string());
-    for (auto& [dst, src] : plan) dst->assign(detail::ckpt::converted<T>(src->value));
+    for (auto& [dst, src] : plan) dst->assign(to<D>(detail::ckpt::converted<T>(src->value)));
     r.loaded = plan.size();
     return r;
 }

@@ -13,6 +13,11 @@
 // a scalar expression; a loader is anything iterable in batches `auto& [inputs, targets]`
 // with size() batches (xgrad::data::loader). fit and evaluate put layers into training and
 // evaluation mode (train()/eval()) as they go and give the model back in the mode it had.
+//
+// A model on a device (nn layers built with a device, or moved with xgrad::to<Device>(model))
+// trains there: each batch from the (host) loader is copied to the model's device, the forward,
+// loss, backward and optimizer step run there, and only the loss value and, for metrics and
+// evaluation, the model's outputs come back to the host.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -30,6 +35,7 @@
 #include "../core/error.hpp"
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
+#include "../core/transfer.hpp"
 #include "../nn/module.hpp"
 #include "../ops/softmax.hpp"
 #include "../optim/clip.hpp"
@@ -156,6 +162,19 @@ constexpr auto model_value() {
 template <class M>
 using model_value_t = typename decltype(model_value<std::remove_cvref_t<M>>())::type;
 
+/// Where a model's parameters live: the batches go there.
+template <class M>
+constexpr auto model_device() {
+    if constexpr (nn::layer<M>)
+        return std::type_identity<nn::device_type_of<M>>{};
+    else if constexpr (requires { typename M::device_type; })
+        return std::type_identity<typename M::device_type>{};
+    else
+        return std::type_identity<device::cpu>{};
+}
+template <class M>
+using model_device_t = typename decltype(model_device<std::remove_cvref_t<M>>())::type;
+
 template <class M, class X>
 decltype(auto) call_model(M& m, X&& x) {
     if constexpr (requires { m(std::forward<X>(x)); })
@@ -171,6 +190,12 @@ auto materialize(E&& e) {
         return std::remove_cvref_t<E>(e);
     else
         return xgrad::eval(std::forward<E>(e));
+}
+
+/// The value of a model's output on the host (a copy when it was computed on a device).
+template <class E>
+auto host_value(E&& e) {
+    return to<device::cpu>(materialize(std::forward<E>(e)));
 }
 
 template <class V>
@@ -257,10 +282,12 @@ logs evaluate_source(M& model, Loss* loss, const batch_source& source, std::vect
     const std::size_t total = steps ? std::min(steps, source.size()) : source.size();
     std::optional<progress_bar> bar;
     if (eo.progress) bar.emplace("Evaluate", total, eo.progress_style);
+    using Dev = model_device_t<M>;
     source.for_each([&](const batch_inputs& xi, const batch_targets& yi) {
         if (steps && batch == steps) return false;
-        const tensor<T> x = std::visit([](const auto& v) { return as_input<T>(v); }, xi);
-        const tensor<T> out = materialize(call_model(model, x));
+        const tensor<T, Dev> x = to<Dev>(std::visit([](const auto& v) { return as_input<T>(v); }, xi));
+        const tensor<T, Dev> out_on_device = materialize(call_model(model, x));
+        const tensor<T> out = to<device::cpu>(out_on_device);  // for the metrics
         std::visit(
             [&](const auto& y) {
                 double l = 0;
@@ -268,7 +295,7 @@ logs evaluate_source(M& model, Loss* loss, const batch_source& source, std::vect
                 if constexpr (!std::is_same_v<Loss, no_loss>) {
                     if (loss) {
                         if constexpr (std::is_same_v<std::remove_cvref_t<decltype(y)>, Target>) {
-                            l = scalar_of(xgrad::eval((*loss)(out, y)));
+                            l = scalar_of(xgrad::eval((*loss)(out_on_device, to<Dev>(y))));
                             with_loss = true;
                         } else {
                             throw value_error("evaluate: the validation targets have another element type than "
@@ -396,6 +423,7 @@ private:
 template <class M, class O, class Loss, batch_iterable L>
 history fit(M& model, O& opt, Loss&& loss, L& train, fit_options o = {}) {
     using T = detail::fit::model_value_t<M>;
+    using Dev = detail::fit::model_device_t<M>;
     if (o.accumulate == 0) throw value_error("fit: accumulate must be at least 1");
     if (o.clip_grad_norm < 0) throw value_error("fit: clip_grad_norm must be >= 0");
     detail::fit::mode_restorer<M> restore{model};
@@ -440,15 +468,15 @@ history fit(M& model, O& opt, Loss&& loss, L& train, fit_options o = {}) {
         };
         for (auto& b : train) {
             auto& [xb, yb] = b;
-            const tensor<T> x = detail::fit::as_input<T>(xb);
+            const tensor<T, Dev> x = to<Dev>(detail::fit::as_input<T>(xb));
             double loss_value;
-            std::optional<tensor<T>> outputs;
+            std::optional<tensor<T>> outputs;  // on the host, for the metrics
             {
                 // one pass: the metrics' eval and the backward share the barrier ops' forward values
                 xgrad::detail::pass_scope pass;
                 auto out = detail::fit::call_model(model, x);
-                if (need_outputs) outputs = detail::fit::materialize(out);
-                auto l = loss(out, yb);
+                if (need_outputs) outputs = detail::fit::host_value(out);
+                auto l = loss(out, to<Dev>(yb));
                 if (o.accumulate == 1)
                     loss_value = static_cast<double>(xgrad::backward(l));
                 else
@@ -530,6 +558,7 @@ tensor<T> to_probabilities(const tensor<T>& out) {
 template <class M, class X>
 tensor<detail::fit::model_value_t<M>> predict(M& model, const tensor<X>& inputs, predict_options o = {}) {
     using T = detail::fit::model_value_t<M>;
+    using Dev = detail::fit::model_device_t<M>;
     if (o.batch_size == 0) throw value_error("predict: batch_size must be positive");
     if (inputs.dim() == 0) throw shape_error("predict: inputs need a leading batch dimension, got shape {}");
     detail::fit::mode_restorer<M> restore{model};
@@ -537,10 +566,11 @@ tensor<detail::fit::model_value_t<M>> predict(M& model, const tensor<X>& inputs,
     const std::size_t n = inputs.shape()[0];
     std::vector<tensor<T>> parts;
     for (std::size_t i = 0; i < n; i += o.batch_size) {
-        const tensor<T> x = detail::fit::as_input<T>(inputs.slice(0, static_cast<std::ptrdiff_t>(i),
-                                                                  static_cast<std::ptrdiff_t>(std::min(n, i + o.batch_size))))
-                                .contiguous();
-        tensor<T> out = detail::fit::materialize(detail::fit::call_model(model, x));
+        const tensor<T, Dev> x =
+            to<Dev>(detail::fit::as_input<T>(inputs.slice(0, static_cast<std::ptrdiff_t>(i),
+                                                           static_cast<std::ptrdiff_t>(std::min(n, i + o.batch_size))))
+                        .contiguous());
+        tensor<T> out = detail::fit::host_value(detail::fit::call_model(model, x));
         if (o.probabilities && !detail::fit::outputs_probabilities<std::remove_cvref_t<M>>())
             out = detail::fit::to_probabilities(out);
         parts.push_back(out.contiguous());
