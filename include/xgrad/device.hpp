@@ -9,3 +9,4 @@
 #include "backend/thrust/system.hpp"
 #include "backend/thrust/tensor.hpp"
 #include "backend/thrust/engine.hpp"
+#include "backend/thrust/ops_nn.hpp"

@@ -7,21 +7,25 @@
 #include <string>
 
 #include "../expr/op_node.hpp"
+#include "detail/device_kernels.hpp"
 #include "detail/layout.hpp"
 
 namespace xgrad {
 
 namespace detail {
 
-template <class T>
+template <class T, class D = device::cpu>
 struct embedding_impl {
     static constexpr const char* name = "embedding";
-    tensor<std::int64_t> indices;  // contiguous
+    tensor<std::int64_t, D> indices;  // contiguous, on the weight's device
 
     shape_t output_shape(const shape_t& ws) const {
         if (ws.size() != 2)
             throw shape_error("embedding: weight must have shape {num_embeddings, dim}, got " + to_string(ws));
-        check(ws[0]);
+        if constexpr (std::same_as<D, device::cpu>)
+            check(ws[0]);
+        else
+            device_kernels<embedding_impl, D>::check(*this, ws[0]);
         shape_t out = indices.shape();
         out.push_back(ws[1]);
         return out;
@@ -30,9 +34,13 @@ struct embedding_impl {
     void check(std::size_t rows) const {
         const std::int64_t* id = indices.data();
         for (std::size_t i = 0; i < indices.size(); ++i)
-            if (id[i] < 0 || static_cast<std::uint64_t>(id[i]) >= rows)
-                throw value_error("embedding: index " + std::to_string(id[i]) + " at position " + position_string(i, indices.shape()) +
-                                  " is out of range for " + std::to_string(rows) + " embeddings");
+            if (id[i] < 0 || static_cast<std::uint64_t>(id[i]) >= rows) throw value_error(index_error(id[i], i, rows));
+    }
+
+    /// The message of an index outside [0, rows) at flat position i.
+    std::string index_error(std::int64_t id, std::size_t i, std::size_t rows) const {
+        return "embedding: index " + std::to_string(id) + " at position " + position_string(i, indices.shape()) +
+               " is out of range for " + std::to_string(rows) + " embeddings";
     }
 
     tensor<T> forward(const tensor<T>& w) const {
@@ -63,16 +71,32 @@ struct embedding_impl {
             simd_for<T>(dim, [&]<class V>(std::size_t j) { store(V(load<V>(row + j) + load<V>(gi + j)), row + j); });
         }
     }
+
+    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
+    template <class Dv>
+        requires has_device_kernels<embedding_impl, Dv>
+    tensor<T, Dv> forward(const tensor<T, Dv>& w) const {
+        return device_kernels<embedding_impl, Dv>::forward(*this, w);
+    }
+    template <class Dv>
+        requires has_device_kernels<embedding_impl, Dv>
+    void backward(const tensor<T, Dv>& g, const tensor<T, Dv>& out, const std::array<tensor<T, Dv>, 1>& in,
+                  std::array<tensor<T, Dv>*, 1> grad) const {
+        device_kernels<embedding_impl, Dv>::backward(*this, g, out, in, grad);
+    }
 };
 
 }  // namespace detail
 
 /// Rows of `weight` {num_embeddings, dim} picked by integer `indices` (any shape); the result
 /// has shape indices.shape() + {dim}. An index outside [0, num_embeddings) throws value_error.
-template <operand W>
-auto embedding(const tensor<std::int64_t>& indices, W&& weight) {
+/// The indices live on the weight's device.
+template <operand W, class D>
+auto embedding(const tensor<std::int64_t, D>& indices, W&& weight) {
     using T = typename expr_t<W>::value_type;
-    return make_op(detail::embedding_impl<T>{indices.contiguous()}, std::forward<W>(weight));
+    static_assert(std::same_as<detail::op_device_t<expr_t<W>>, D>,
+                  "xgrad::embedding: the indices must be on the weight's device; move them with xgrad::to<Device>(indices)");
+    return make_op(detail::embedding_impl<T, D>{indices.contiguous()}, std::forward<W>(weight));
 }
 
 }  // namespace xgrad

@@ -17,9 +17,11 @@
 #include <string>
 #include <vector>
 
+#include "../core/transfer.hpp"
 #include "../expr/functions.hpp"
 #include "../expr/op_node.hpp"
 #include "../expr/reduce.hpp"
+#include "detail/device_kernels.hpp"
 #include "detail/layout.hpp"
 
 namespace xgrad {
@@ -162,12 +164,13 @@ std::pair<T, T> logsumexp_line(const T* z, std::size_t n) {
 ///   cross_entropy: dz_c = g scale [((1 - eps) w_y + (eps/C) W) p_c - (eps/C) w_c - (1 - eps) w_y [c == y]]
 ///   nll_loss:      dx_c = -g scale w_y [c == y]
 /// Samples labelled ignore_index have l = 0 and no gradient, and are left out of the mean.
-template <class T, bool FromLogits>
+/// Labels and weights live on the device D the op runs on.
+template <class T, bool FromLogits, class D = device::cpu>
 struct class_loss_impl {
     static constexpr const char* name = FromLogits ? "cross_entropy" : "nll_loss";
-    tensor<std::int64_t> labels;
+    tensor<std::int64_t, D> labels;
     bool weighted = false;
-    tensor<T> weight;  // {C} when weighted
+    tensor<T, D> weight;  // {C} when weighted
     T smoothing = 0;
     std::int64_t ignore_index = -100;
     bool mean = false;
@@ -184,19 +187,26 @@ struct class_loss_impl {
         if (weighted && weight.shape() != shape_t{s[1]})
             throw shape_error(std::string(name) + ": weight of shape " + to_string(weight.shape()) +
                               " does not match " + std::to_string(s[1]) + " classes of input shape " + to_string(s));
-        check_labels(s[1]);
+        if constexpr (std::same_as<D, device::cpu>)
+            check_labels(s[1]);
+        else
+            device_kernels<class_loss_impl, D>::check_labels(*this, s[1]);
         return per_sample;
+    }
+
+    /// The message of a label outside [0, classes) at flat position i.
+    std::string label_error(std::int64_t y, std::size_t i, std::size_t classes) const {
+        return std::string(name) + ": label " + std::to_string(y) + " at position " + position_string(i, labels.shape()) +
+               " is out of range for " + std::to_string(classes) + " classes (expected 0.." +
+               std::to_string(static_cast<std::int64_t>(classes) - 1) + " or ignore_index " +
+               std::to_string(ignore_index) + ")";
     }
 
     void check_labels(std::size_t classes) const {
         const std::int64_t* y = labels.data();
         for (std::size_t i = 0; i < labels.size(); ++i)
             if (y[i] != ignore_index && (y[i] < 0 || static_cast<std::uint64_t>(y[i]) >= classes))
-                throw value_error(std::string(name) + ": label " + std::to_string(y[i]) + " at position " +
-                                  position_string(i, labels.shape()) + " is out of range for " +
-                                  std::to_string(classes) + " classes (expected 0.." +
-                                  std::to_string(static_cast<std::int64_t>(classes) - 1) + " or ignore_index " +
-                                  std::to_string(ignore_index) + ")");
+                throw value_error(label_error(y[i], i, classes));
     }
 
     T class_weight(std::int64_t c) const { return weighted ? weight.data()[c] : T(1); }
@@ -303,6 +313,19 @@ struct class_loss_impl {
         });
     }
 
+    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
+    template <class Dv>
+        requires has_device_kernels<class_loss_impl, Dv>
+    tensor<T, Dv> forward(const tensor<T, Dv>& x) const {
+        return device_kernels<class_loss_impl, Dv>::forward(*this, x);
+    }
+    template <class Dv>
+        requires has_device_kernels<class_loss_impl, Dv>
+    void backward(const tensor<T, Dv>& g, const tensor<T, Dv>& out, const std::array<tensor<T, Dv>, 1>& in,
+                  std::array<tensor<T, Dv>*, 1> grad) const {
+        device_kernels<class_loss_impl, Dv>::backward(*this, g, out, in, grad);
+    }
+
 private:
     /// The class line of one sample as contiguous values (copied into buf when strided).
     static const T* gather(const T* p, std::size_t classes, std::size_t inner, std::vector<T>& buf) {
@@ -312,14 +335,18 @@ private:
     }
 };
 
-template <class T, bool FromLogits, reduction_kind R, operand X>
-auto class_loss(X&& input, const tensor<std::int64_t>& labels, const std::optional<tensor<T>>& weight,
+/// Labels on device D (the input's device); the weight tensor, given on the host, is copied there.
+template <class T, bool FromLogits, reduction_kind R, operand X, class D>
+auto class_loss(X&& input, const tensor<std::int64_t, D>& labels, const std::optional<tensor<T>>& weight,
                 double smoothing, std::int64_t ignore_index) {
     static_assert(std::is_floating_point_v<T>, "xgrad::cross_entropy/nll_loss: input must hold float or double");
-    using impl = class_loss_impl<T, FromLogits>;
+    static_assert(std::same_as<op_device_t<expr_t<X>>, D> || std::same_as<D, device::cpu>,
+                  "xgrad::cross_entropy/nll_loss: the labels must be on the input's device; move them with "
+                  "xgrad::to<Device>(labels)");
+    using impl = class_loss_impl<T, FromLogits, D>;
     if (!(smoothing >= 0 && smoothing <= 1))
         throw value_error(std::string(impl::name) + ": label_smoothing must be in [0, 1], got " + std::to_string(smoothing));
-    impl im{labels.contiguous(), weight.has_value(), weight ? weight->contiguous() : tensor<T>(),
+    impl im{labels.contiguous(), weight.has_value(), weight ? to<D>(weight->contiguous()) : tensor<T, D>(),
             static_cast<T>(smoothing), ignore_index, std::same_as<R, reduction::mean_t>};
     auto op = make_op(std::move(im), std::forward<X>(input));
     if constexpr (std::same_as<R, reduction::none_t>)
@@ -375,6 +402,51 @@ auto nll_loss(X&& log_probs, const tensor<std::int64_t>& labels,
 }
 template <operand X>
 auto nll_loss(X&& log_probs, const tensor<std::int64_t>& labels,
+              nll_loss_options<reduction::none_t, detail::elem_t<X>> opt) {
+    return detail::class_loss<detail::elem_t<X>, false, reduction::none_t>(std::forward<X>(log_probs), labels,
+                                                                          opt.weight, 0.0, opt.ignore_index);
+}
+
+/// cross_entropy and nll_loss with labels on a device (the input's): the same options, the
+/// weight tensor given on the host and copied to the device.
+template <operand X, class D>
+    requires(!std::same_as<D, device::cpu>)
+auto cross_entropy(X&& logits, const tensor<std::int64_t, D>& labels,
+                   cross_entropy_options<reduction::mean_t, detail::elem_t<X>> opt = {}) {
+    return detail::class_loss<detail::elem_t<X>, true, reduction::mean_t>(std::forward<X>(logits), labels, opt.weight,
+                                                                         opt.label_smoothing, opt.ignore_index);
+}
+template <operand X, class D>
+    requires(!std::same_as<D, device::cpu>)
+auto cross_entropy(X&& logits, const tensor<std::int64_t, D>& labels,
+                   cross_entropy_options<reduction::sum_t, detail::elem_t<X>> opt) {
+    return detail::class_loss<detail::elem_t<X>, true, reduction::sum_t>(std::forward<X>(logits), labels, opt.weight,
+                                                                        opt.label_smoothing, opt.ignore_index);
+}
+template <operand X, class D>
+    requires(!std::same_as<D, device::cpu>)
+auto cross_entropy(X&& logits, const tensor<std::int64_t, D>& labels,
+                   cross_entropy_options<reduction::none_t, detail::elem_t<X>> opt) {
+    return detail::class_loss<detail::elem_t<X>, true, reduction::none_t>(std::forward<X>(logits), labels, opt.weight,
+                                                                         opt.label_smoothing, opt.ignore_index);
+}
+template <operand X, class D>
+    requires(!std::same_as<D, device::cpu>)
+auto nll_loss(X&& log_probs, const tensor<std::int64_t, D>& labels,
+              nll_loss_options<reduction::mean_t, detail::elem_t<X>> opt = {}) {
+    return detail::class_loss<detail::elem_t<X>, false, reduction::mean_t>(std::forward<X>(log_probs), labels,
+                                                                          opt.weight, 0.0, opt.ignore_index);
+}
+template <operand X, class D>
+    requires(!std::same_as<D, device::cpu>)
+auto nll_loss(X&& log_probs, const tensor<std::int64_t, D>& labels,
+              nll_loss_options<reduction::sum_t, detail::elem_t<X>> opt) {
+    return detail::class_loss<detail::elem_t<X>, false, reduction::sum_t>(std::forward<X>(log_probs), labels,
+                                                                         opt.weight, 0.0, opt.ignore_index);
+}
+template <operand X, class D>
+    requires(!std::same_as<D, device::cpu>)
+auto nll_loss(X&& log_probs, const tensor<std::int64_t, D>& labels,
               nll_loss_options<reduction::none_t, detail::elem_t<X>> opt) {
     return detail::class_loss<detail::elem_t<X>, false, reduction::none_t>(std::forward<X>(log_probs), labels,
                                                                           opt.weight, 0.0, opt.ignore_index);

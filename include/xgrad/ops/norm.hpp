@@ -16,7 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "../core/transfer.hpp"
 #include "../expr/op_node.hpp"
+#include "detail/device_kernels.hpp"
 #include "detail/layout.hpp"
 
 namespace xgrad {
@@ -36,6 +38,16 @@ struct norm_stats {
     bool running_updated = false;  // batch_norm updates its running statistics once per node
 };
 
+/// The same on a device D: mu and rstd per group in device memory.
+template <class T, class D>
+struct device_norm_stats {
+    tensor<T, D> mean, rstd;
+    bool running_updated = false;
+};
+
+template <class T, class D>
+using norm_stats_t = std::conditional_t<std::same_as<D, device::cpu>, norm_stats<T>, device_norm_stats<T, D>>;
+
 /// Mean and biased variance of rows of n contiguous values, two-pass for accuracy.
 template <class T>
 std::pair<T, T> row_moments(const T* x, std::size_t n) {
@@ -47,13 +59,13 @@ std::pair<T, T> row_moments(const T* x, std::size_t n) {
     return {mu, var};
 }
 
-template <class T>
+template <class T, class D = device::cpu>
 struct batch_norm_impl {
     static constexpr const char* name = "batch_norm";
-    tensor<T> running_mean, running_var;  // {C}, updated in place when training
+    tensor<T, D> running_mean, running_var;  // {C}, updated in place when training
     bool training;
     T momentum, eps;
-    std::shared_ptr<norm_stats<T>> stats = std::make_shared<norm_stats<T>>();
+    std::shared_ptr<norm_stats_t<T, D>> stats = std::make_shared<norm_stats_t<T, D>>();
 
     shape_t output_shape(const shape_t& xs, const shape_t& gs, const shape_t& bs) const {
         if (xs.size() < 2)
@@ -170,14 +182,27 @@ struct batch_norm_impl {
             }
         });
     }
+
+    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
+    template <class Dv>
+        requires has_device_kernels<batch_norm_impl, Dv>
+    tensor<T, Dv> forward(const tensor<T, Dv>& x, const tensor<T, Dv>& gamma, const tensor<T, Dv>& beta) const {
+        return device_kernels<batch_norm_impl, Dv>::forward(*this, x, gamma, beta);
+    }
+    template <class Dv>
+        requires has_device_kernels<batch_norm_impl, Dv>
+    void backward(const tensor<T, Dv>& g, const tensor<T, Dv>& out, const std::array<tensor<T, Dv>, 3>& in,
+                  std::array<tensor<T, Dv>*, 3> grad) const {
+        device_kernels<batch_norm_impl, Dv>::backward(*this, g, out, in, grad);
+    }
 };
 
-template <class T>
+template <class T, class Dev = device::cpu>
 struct layer_norm_impl {
     static constexpr const char* name = "layer_norm";
     shape_t normalized;  // the trailing dimensions normalized over
     T eps;
-    std::shared_ptr<norm_stats<T>> stats = std::make_shared<norm_stats<T>>();
+    std::shared_ptr<norm_stats_t<T, Dev>> stats = std::make_shared<norm_stats_t<T, Dev>>();
 
     shape_t output_shape(const shape_t& xs, const shape_t& gs, const shape_t& bs) const {
         const std::size_t k = normalized.size();
@@ -254,6 +279,19 @@ struct layer_norm_impl {
             if (grad[2]) std::copy(db.begin(), db.end(), grad[2]->data());
         }
     }
+
+    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
+    template <class Dv>
+        requires has_device_kernels<layer_norm_impl, Dv>
+    tensor<T, Dv> forward(const tensor<T, Dv>& x, const tensor<T, Dv>& gamma, const tensor<T, Dv>& beta) const {
+        return device_kernels<layer_norm_impl, Dv>::forward(*this, x, gamma, beta);
+    }
+    template <class Dv>
+        requires has_device_kernels<layer_norm_impl, Dv>
+    void backward(const tensor<T, Dv>& g, const tensor<T, Dv>& out, const std::array<tensor<T, Dv>, 3>& in,
+                  std::array<tensor<T, Dv>*, 3> grad) const {
+        device_kernels<layer_norm_impl, Dv>::backward(*this, g, out, in, grad);
+    }
 };
 
 }  // namespace detail
@@ -263,9 +301,9 @@ struct layer_norm_impl {
 /// updates running_mean/running_var ({C}, in place; unbiased var) the first time the node is
 /// evaluated; evaluation uses the running statistics. gamma and beta ({C}) may be parameters or
 /// plain tensors.
-template <operand X, operand G, operand B>
-auto batch_norm(X&& x, G&& gamma, B&& beta, const tensor<typename expr_t<X>::value_type>& running_mean,
-                const tensor<typename expr_t<X>::value_type>& running_var, batch_norm_options opt = {}) {
+template <operand X, operand G, operand B, class D>
+auto batch_norm(X&& x, G&& gamma, B&& beta, const tensor<typename expr_t<X>::value_type, D>& running_mean,
+                const tensor<typename expr_t<X>::value_type, D>& running_var, batch_norm_options opt = {}) {
     using T = typename expr_t<X>::value_type;
     static_assert(std::is_floating_point_v<T>, "xgrad::batch_norm: elements must be float or double");
     if (!running_mean.is_contiguous() || !running_var.is_contiguous())
@@ -273,8 +311,10 @@ auto batch_norm(X&& x, G&& gamma, B&& beta, const tensor<typename expr_t<X>::val
     if (!(opt.eps > 0)) throw value_error("batch_norm: eps must be > 0, got " + std::to_string(opt.eps));
     if (!(opt.momentum >= 0 && opt.momentum <= 1))
         throw value_error("batch_norm: momentum must be in [0, 1], got " + std::to_string(opt.momentum));
-    detail::batch_norm_impl<T> impl{running_mean, running_var, opt.training, static_cast<T>(opt.momentum),
-                                    static_cast<T>(opt.eps)};
+    static_assert(std::same_as<detail::op_device_t<expr_t<X>, expr_t<G>, expr_t<B>>, D>,
+                  "xgrad::batch_norm: running_mean and running_var must be on the input's device");
+    detail::batch_norm_impl<T, D> impl{running_mean, running_var, opt.training, static_cast<T>(opt.momentum),
+                                       static_cast<T>(opt.eps)};
     return make_op(std::move(impl), std::forward<X>(x), std::forward<G>(gamma), std::forward<B>(beta));
 }
 
@@ -286,7 +326,8 @@ auto layer_norm(X&& x, const shape_t& normalized_shape, G&& gamma, B&& beta, dou
     using T = typename expr_t<X>::value_type;
     static_assert(std::is_floating_point_v<T>, "xgrad::layer_norm: elements must be float or double");
     if (!(eps > 0)) throw value_error("layer_norm: eps must be > 0, got " + std::to_string(eps));
-    return make_op(detail::layer_norm_impl<T>{normalized_shape, static_cast<T>(eps)}, std::forward<X>(x),
+    using D = detail::op_device_t<expr_t<X>, expr_t<G>, expr_t<B>>;
+    return make_op(detail::layer_norm_impl<T, D>{normalized_shape, static_cast<T>(eps)}, std::forward<X>(x),
                    std::forward<G>(gamma), std::forward<B>(beta));
 }
 
@@ -306,7 +347,9 @@ auto layer_norm(X&& x, K last_k, G&& gamma, B&& beta, double eps = 1e-5) {
 template <operand X>
 auto layer_norm(X&& x, const shape_t& normalized_shape, double eps = 1e-5) {
     using T = typename expr_t<X>::value_type;
-    return layer_norm(std::forward<X>(x), normalized_shape, ones<T>(normalized_shape), zeros<T>(normalized_shape), eps);
+    using D = detail::op_device_t<expr_t<X>>;
+    return layer_norm(std::forward<X>(x), normalized_shape, ones<T, D>(normalized_shape), zeros<T, D>(normalized_shape),
+                      eps);
 }
 
 }  // namespace xgrad

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "../expr/op_node.hpp"
+#include "detail/device_kernels.hpp"
 #include "detail/layout.hpp"
 
 namespace xgrad {
@@ -142,6 +143,19 @@ struct softmax_impl {
     void backward(const tensor<T>& g, const tensor<T>& y, const std::array<tensor<T>, 1>&,
                   std::array<tensor<T>*, 1> dx) const {
         if (dx[0]) softmax_apply<Log, true>(layout_along(y.shape(), axis), g.data(), y.data(), dx[0]->data());
+    }
+
+    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
+    template <class T, class D>
+        requires has_device_kernels<softmax_impl, D>
+    tensor<T, D> forward(const tensor<T, D>& x) const {
+        return device_kernels<softmax_impl, D>::forward(*this, x);
+    }
+    template <class T, class D>
+        requires has_device_kernels<softmax_impl, D>
+    void backward(const tensor<T, D>& g, const tensor<T, D>& y, const std::array<tensor<T, D>, 1>& in,
+                  std::array<tensor<T, D>*, 1> dx) const {
+        device_kernels<softmax_impl, D>::backward(*this, g, y, in, dx);
     }
 };
 

@@ -1,0 +1,594 @@
+// The device suite of the line and window barrier ops: pooling, softmax/log_softmax, the
+// class losses, dropout, batch_norm/layer_norm and embedding. Each check builds the same op
+// on a reference device and on the device under test and compares the values and every
+// gradient to float32 tolerance; dropout, whose device mask is not the CPU's, is checked by
+// its properties. Included by test_thrust_nn.cpp (reference: the CPU backend; every check on
+// thrust_omp, the core ones on thrust_cpp) and by cuda/test_cuda_nn.cu (reference: thrust_cpp,
+// which the former checks against the CPU, so no CPU SIMD loop enters the nvcc build). The
+// includer defines the Boost.Test module and, before including it:
+//   nn_suite::reference  the device results are compared with
+//   nn_suite::full       devices that run every check
+//   nn_suite::subset     devices that run the core checks
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include <xgrad/device.hpp>
+
+namespace nn_suite {
+
+using cpu = xgrad::device::cpu;
+using xgrad::shape_t;
+
+/// Names a device inside the generic lambdas of a check: f(on<D>{}, operands...).
+template <class D>
+struct on {
+    using type = D;
+};
+
+/// |got - want| <= atol + rtol |want| elementwise, NaN exactly where NaN is wanted.
+template <class T>
+void expect_close(const std::vector<T>& got, const std::vector<T>& want, const std::string& what, double rtol,
+                  double atol) {
+    BOOST_TEST_INFO(what);
+    BOOST_TEST_REQUIRE(got.size() == want.size());
+    int bad = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        const double g = got[i], w = want[i];
+        const bool ok = std::isnan(w) ? std::isnan(g) : std::abs(g - w) <= atol + rtol * std::abs(w);
+        if (!ok && bad++ < 5) BOOST_ERROR(what << ": element " << i << " is " << g << ", want " << w);
+    }
+    if (bad > 5) BOOST_ERROR(what << ": " << bad << " elements differ");
+}
+
+template <class T, class D>
+std::vector<T> host(const xgrad::tensor<T, D>& t) {
+    return xgrad::to<cpu>(t).to_vector();
+}
+
+/// Uniform values in [lo, hi) on the host.
+template <class T = float>
+xgrad::tensor<T> data(const shape_t& s, std::uint64_t seed, double lo = -2, double hi = 2) {
+    xgrad::rng g(seed);
+    return xgrad::uniform<T>(s, g, T(lo), T(hi));
+}
+
+/// Integer labels in [0, classes) on the host.
+inline xgrad::tensor<std::int64_t> labels(const shape_t& s, std::int64_t classes, std::uint64_t seed) {
+    xgrad::rng g(seed);
+    auto t = xgrad::tensor<std::int64_t>::uninitialized(s);
+    for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(classes)));
+    return t;
+}
+
+/// sum(e * u) with fixed pseudo-random u of e's shape: a non-uniform upstream gradient.
+template <class Dv, class E>
+auto weighted_sum(E&& e, std::uint64_t seed) {
+    using T = typename std::decay_t<E>::value_type;
+    auto u = xgrad::to<Dv>(data<T>(e.shape(), seed, 0.5, 1.5));
+    return xgrad::sum(std::forward<E>(e) * u);
+}
+
+// Options spelled with their type: nvcc's front end finds a designated initializer list that
+// leaves out .reduction ambiguous between the mean, sum and none overloads.
+template <class T>
+using ce_mean = xgrad::cross_entropy_options<xgrad::reduction::mean_t, T>;
+template <class T>
+using nll_mean = xgrad::nll_loss_options<xgrad::reduction::mean_t, T>;
+
+template <class T>
+constexpr double rtol = std::is_same_v<T, double> ? 1e-11 : 1e-4;
+template <class T>
+constexpr double atol = std::is_same_v<T, double> ? 1e-12 : 2e-5;
+
+/// eval(f(on<Dv>, inputs on Dv...)) on the reference and on D agree.
+template <class D, class F, class T, class... H>
+void compare_eval(const std::string& what, F f, const xgrad::tensor<T>& h0, const H&... h) {
+    const auto want = xgrad::eval(f(on<reference>{}, xgrad::to<reference>(h0), xgrad::to<reference>(h)...));
+    const auto got = xgrad::eval(f(on<D>{}, xgrad::to<D>(h0), xgrad::to<D>(h)...));
+    static_assert(std::is_same_v<typename decltype(got)::device_type, D>, "the result must stay on the device");
+    BOOST_TEST_INFO(what);
+    BOOST_TEST(got.shape() == want.shape());
+    expect_close(host(got), host(want), what, rtol<T>, atol<T>);
+}
+
+/// backward(f(on<Dv>, parameters on Dv...)) on the reference and on D agree: the value and
+/// every parameter's gradient.
+template <class D, class F, class T, class... H>
+void compare_backward(const std::string& what, F f, const xgrad::tensor<T>& h0, const H&... h) {
+    auto pr = std::tuple{xgrad::param(xgrad::to<reference>(h0.clone())), xgrad::param(xgrad::to<reference>(h.clone()))...};
+    auto pd = std::tuple{xgrad::param(xgrad::to<D>(h0.clone())), xgrad::param(xgrad::to<D>(h.clone()))...};
+    const double vr = std::apply([&](auto&... p) { return double(xgrad::backward(f(on<reference>{}, p...))); }, pr);
+    const double vd = std::apply([&](auto&... p) { return double(xgrad::backward(f(on<D>{}, p...))); }, pd);
+    BOOST_TEST_INFO(what);
+    BOOST_TEST((std::isnan(vr) ? std::isnan(vd) : std::abs(vd - vr) <= 10 * atol<T> + rtol<T> * std::abs(vr)),
+               what << ": value " << vd << ", want " << vr);
+    std::apply(
+        [&](auto&... r) {
+            std::apply(
+                [&](auto&... d) {
+                    int i = 0;
+                    ((expect_close(host(d.grad()), host(r.grad()), what + ": gradient " + std::to_string(i++), rtol<T>,
+                                   atol<T>)),
+                     ...);
+                },
+                pd);
+        },
+        pr);
+}
+
+}  // namespace nn_suite
+
+// --- pooling ---------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(max_pool2d_matches_the_reference, D, nn_suite::subset) {
+    using namespace nn_suite;
+    struct config {
+        shape_t shape;
+        xgrad::size2 kernel, stride, padding;
+    };
+    const std::vector<config> configs{{{2, 3, 8, 8}, 2, 0, 0},
+                                      {{2, 2, 7, 9}, 3, 2, 1},
+                                      {{3, 5, 6}, {2, 3}, {1, 2}, {1, 1}},
+                                      {{1, 2, 5, 5}, 3, 1, 0}};  // overlapping windows
+    std::uint64_t seed = 100;
+    for (const auto& c : configs) {
+        const auto x = data(c.shape, ++seed);
+        const std::string s = " " + xgrad::to_string(c.shape) + " kernel " + xgrad::to_string(c.kernel);
+        auto f = [&](auto, const auto& a) { return xgrad::max_pool2d(a, c.kernel, c.stride, c.padding); };
+        compare_eval<D>("max_pool2d" + s, f, x);
+        compare_backward<D>("d max_pool2d" + s,
+                            [&](auto dv, auto& a) {
+                                using Dv = typename decltype(dv)::type;
+                                return weighted_sum<Dv>(xgrad::max_pool2d(a, c.kernel, c.stride, c.padding), seed);
+                            },
+                            x);
+    }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(max_pool2d_sends_the_gradient_to_the_first_maximum, D, nn_suite::full) {
+    using namespace nn_suite;
+    // ties everywhere: each window's gradient goes to its first element, as on the CPU
+    auto x = xgrad::param(xgrad::to<D>(xgrad::ones<float>({1, 1, 4, 4})));
+    xgrad::backward(xgrad::sum(xgrad::max_pool2d(x, 2)));
+    BOOST_TEST(host(x.grad()) == (std::vector<float>{1, 0, 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0}),
+               boost::test_tools::per_element());
+    // overlapping windows sharing a maximum add up at it; a NaN is the maximum
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    auto y = xgrad::param(xgrad::to<D>(xgrad::tensor<float>({1, 3, 3}, {0, 1, 0, 1, 9, 1, nan, 1, 0})));
+    const auto out = host(xgrad::eval(xgrad::max_pool2d(y, 2, 1)));
+    BOOST_TEST(out[0] == 9.0f);
+    BOOST_TEST(out[1] == 9.0f);
+    BOOST_TEST(std::isnan(out[2]));
+    BOOST_TEST(out[3] == 9.0f);
+    xgrad::backward(xgrad::sum(xgrad::max_pool2d(y, 2, 1) * xgrad::to<D>(xgrad::tensor<float>({1, 2, 2}, {1, 2, 4, 8}))));
+    BOOST_TEST(host(y.grad()) == (std::vector<float>{0, 0, 0, 0, 11, 0, 4, 0, 0}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(avg_pool2d_matches_the_reference, D, nn_suite::full) {
+    using namespace nn_suite;
+    struct config {
+        shape_t shape;
+        xgrad::size2 kernel, stride, padding;
+        bool include_pad;
+    };
+    const std::vector<config> configs{{{2, 3, 8, 8}, 2, 0, 0, true},
+                                      {{2, 2, 7, 9}, 3, 2, 1, true},
+                                      {{2, 2, 7, 9}, 3, 2, 1, false},
+                                      {{3, 5, 6}, {2, 3}, {1, 2}, {1, 1}, false},
+                                      {{1, 2, 6, 5}, 3, 1, 1, true}};
+    std::uint64_t seed = 200;
+    for (const auto& c : configs) {
+        const auto x = data(c.shape, ++seed);
+        const std::string s = " " + xgrad::to_string(c.shape) + " kernel " + xgrad::to_string(c.kernel) +
+                              (c.include_pad ? "" : " excluding padding");
+        compare_eval<D>("avg_pool2d" + s,
+                        [&](auto, const auto& a) { return xgrad::avg_pool2d(a, c.kernel, c.stride, c.padding, c.include_pad); },
+                        x);
+        compare_backward<D>(
+            "d avg_pool2d" + s,
+            [&](auto dv, auto& a) {
+                using Dv = typename decltype(dv)::type;
+                return weighted_sum<Dv>(xgrad::avg_pool2d(a, c.kernel, c.stride, c.padding, c.include_pad), seed);
+            },
+            x);
+    }
+    const auto xd = data<double>({2, 3, 7, 7}, 250);
+    compare_backward<D>("d avg_pool2d double",
+                        [&](auto dv, auto& a) {
+                            using Dv = typename decltype(dv)::type;
+                            return weighted_sum<Dv>(xgrad::avg_pool2d(a, 3, 2, 1), 251);
+                        },
+                        xd);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(adaptive_avg_pool2d_matches_the_reference, D, nn_suite::full) {
+    using namespace nn_suite;
+    const std::vector<std::pair<shape_t, xgrad::size2>> configs{
+        {{2, 3, 7, 5}, {3, 2}}, {{2, 3, 7, 5}, {4, 4}}, {{2, 2, 6, 6}, {1, 1}}, {{3, 4, 4}, {6, 5}}, {{1, 2, 9, 10}, {4, 3}}};
+    std::uint64_t seed = 300;
+    for (const auto& [shape, size] : configs) {
+        const auto x = data(shape, ++seed);
+        const std::string s = " " + xgrad::to_string(shape) + " to " + xgrad::to_string(size);
+        compare_eval<D>("adaptive_avg_pool2d" + s, [&](auto, const auto& a) { return xgrad::adaptive_avg_pool2d(a, size); }, x);
+        compare_backward<D>("d adaptive_avg_pool2d" + s,
+                            [&](auto dv, auto& a) {
+                                using Dv = typename decltype(dv)::type;
+                                return weighted_sum<Dv>(xgrad::adaptive_avg_pool2d(a, size), seed);
+                            },
+                            x);
+    }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(pooling_errors_are_the_cpus, D, nn_suite::full) {
+    const auto x = xgrad::zeros<float, D>({2, 3, 4, 4});
+    BOOST_CHECK_THROW(xgrad::max_pool2d(x, 0), xgrad::value_error);
+    BOOST_CHECK_THROW(xgrad::avg_pool2d(x, 2, 1, 2), xgrad::value_error);
+    BOOST_CHECK_THROW(xgrad::max_pool2d(x, 5), xgrad::shape_error);
+    BOOST_CHECK_THROW(xgrad::max_pool2d(xgrad::zeros<float, D>({4, 4}), 2), xgrad::shape_error);
+    BOOST_CHECK_THROW(xgrad::adaptive_avg_pool2d(x, {0, 2}), xgrad::value_error);
+}
+
+// --- softmax ---------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(softmax_along_every_axis_matches_the_reference, D, nn_suite::subset) {
+    using namespace nn_suite;
+    const auto x = data({3, 4, 5}, 400, -6, 6);
+    for (std::ptrdiff_t axis : {0, 1, 2, -1}) {
+        const std::string s = " axis " + std::to_string(axis);
+        compare_eval<D>("softmax" + s, [&](auto, const auto& a) { return xgrad::softmax(a, axis); }, x);
+        compare_eval<D>("log_softmax" + s, [&](auto, const auto& a) { return xgrad::log_softmax(a, axis); }, x);
+        compare_backward<D>("d softmax" + s,
+                            [&](auto dv, auto& a) {
+                                using Dv = typename decltype(dv)::type;
+                                return weighted_sum<Dv>(xgrad::softmax(a, axis), 401);
+                            },
+                            x);
+        compare_backward<D>("d log_softmax" + s,
+                            [&](auto dv, auto& a) {
+                                using Dv = typename decltype(dv)::type;
+                                return weighted_sum<Dv>(xgrad::log_softmax(a, axis), 402);
+                            },
+                            x);
+    }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(softmax_is_stable_and_runs_in_double, D, nn_suite::full) {
+    using namespace nn_suite;
+    // logits far beyond exp's range: the maximum is subtracted first
+    const auto big = xgrad::to<D>(xgrad::tensor<float>({2, 3}, {1000, 1001, 1002, -1000, -1000, -1000}));
+    const auto p = host(xgrad::eval(xgrad::softmax(big)));
+    BOOST_TEST(p[2] == 1.0f / (1.0f + std::exp(-1.0f) + std::exp(-2.0f)), boost::test_tools::tolerance(1e-6f));
+    BOOST_TEST(p[4] == 1.0f / 3, boost::test_tools::tolerance(1e-6f));
+    const auto lp = host(xgrad::eval(xgrad::log_softmax(big)));
+    for (float v : lp) BOOST_TEST(std::isfinite(v));
+
+    const auto xd = data<double>({4, 6, 3}, 410, -3, 3);
+    for (std::ptrdiff_t axis : {0, 1, 2}) {
+        const std::string s = " double axis " + std::to_string(axis);
+        compare_eval<D>("softmax" + s, [&](auto, const auto& a) { return xgrad::softmax(a, axis); }, xd);
+        compare_backward<D>("d log_softmax" + s,
+                            [&](auto dv, auto& a) {
+                                using Dv = typename decltype(dv)::type;
+                                return weighted_sum<Dv>(xgrad::log_softmax(a, axis), 411);
+                            },
+                            xd);
+    }
+}
+
+// --- class losses ----------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(cross_entropy_matches_the_reference, D, nn_suite::subset) {
+    using namespace nn_suite;
+    namespace red = xgrad::reduction;
+    const auto x = data({6, 5}, 500, -3, 3);
+    auto y = labels({6}, 5, 501);
+    y.data()[2] = -100;  // ignored by default
+    const auto w = data({5}, 502, 0.5, 2);
+    using opts_mean = ce_mean<float>;
+    auto y3 = y.clone();
+    y3.data()[2] = 3;
+    y3.data()[4] = 3;
+    auto check = [&](const std::string& what, auto opt) {
+        const auto& lab = opt.ignore_index == 3 ? y3 : y;
+        compare_backward<D>("cross_entropy " + what,
+                            [&](auto dv, auto& a) {
+                                using Dv = typename decltype(dv)::type;
+                                if constexpr (std::is_same_v<decltype(opt.reduction), red::none_t>)
+                                    return weighted_sum<Dv>(xgrad::cross_entropy(a, xgrad::to<Dv>(lab), opt), 503);
+                                else
+                                    return xgrad::cross_entropy(a, xgrad::to<Dv>(lab), opt);
+                            },
+                            x);
+    };
+    check("mean", opts_mean{});
+    check("mean, smoothing", opts_mean{.label_smoothing = 0.2});
+    check("mean, weights", opts_mean{.weight = w});
+    check("mean, smoothing and weights", opts_mean{.label_smoothing = 0.15, .weight = w});
+    check("sum, smoothing and weights",
+          xgrad::cross_entropy_options<red::sum_t, float>{.reduction = red::sum, .label_smoothing = 0.1, .weight = w});
+    check("none, smoothing",
+          xgrad::cross_entropy_options<red::none_t, float>{.reduction = red::none, .label_smoothing = 0.3});
+    check("ignore_index 3", opts_mean{.label_smoothing = 0.1, .ignore_index = 3});
+    compare_eval<D>("cross_entropy none",
+                    [&](auto dv, const auto& a) {
+                        using Dv = typename decltype(dv)::type;
+                        return xgrad::cross_entropy(a, xgrad::to<Dv>(y), {.reduction = red::none, .weight = w});
+                    },
+                    x);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(class_losses_over_spatial_positions_and_in_double, D, nn_suite::full) {
+    using namespace nn_suite;
+    namespace red = xgrad::reduction;
+    // {N, C, d1, d2}: the classes are strided
+    const auto x = data({2, 4, 3, 5}, 510, -3, 3);
+    const auto y = labels({2, 3, 5}, 4, 511);
+    const auto w = data({4}, 512, 0.5, 2);
+    compare_backward<D>("cross_entropy spatial",
+                        [&](auto dv, auto& a) {
+                            using Dv = typename decltype(dv)::type;
+                            return xgrad::cross_entropy(a, xgrad::to<Dv>(y), ce_mean<float>{.label_smoothing = 0.1, .weight = w});
+                        },
+                        x);
+    compare_backward<D>("nll_loss spatial, sum",
+                        [&](auto dv, auto& a) {
+                            using Dv = typename decltype(dv)::type;
+                            return xgrad::nll_loss(xgrad::log_softmax(a, 1), xgrad::to<Dv>(y),
+                                                   {.reduction = red::sum, .weight = w});
+                        },
+                        x);
+    const auto x2 = data({7, 6}, 513, -3, 3);
+    auto y2 = labels({7}, 4, 514);
+    y2.data()[4] = 2;
+    compare_backward<D>("nll_loss mean, weights, ignore_index 2",
+                        [&](auto dv, auto& a) {
+                            using Dv = typename decltype(dv)::type;
+                            return xgrad::nll_loss(a, xgrad::to<Dv>(y2), nll_mean<float>{.weight = w, .ignore_index = 2});
+                        },
+                        data({7, 4}, 515, -3, 3));
+    compare_backward<D>("nll_loss none",
+                        [&](auto dv, auto& a) {
+                            using Dv = typename decltype(dv)::type;
+                            return weighted_sum<Dv>(xgrad::nll_loss(a, xgrad::to<Dv>(y2), {.reduction = red::none}), 516);
+                        },
+                        x2);
+    const auto xd = data<double>({5, 7}, 517, -3, 3);
+    const auto yd = labels({5}, 7, 518);
+    compare_backward<D>("cross_entropy double",
+                        [&](auto dv, auto& a) {
+                            using Dv = typename decltype(dv)::type;
+                            return xgrad::cross_entropy(a, xgrad::to<Dv>(yd), ce_mean<double>{.label_smoothing = 0.2});
+                        },
+                        xd);
+    // every label ignored: the mean is 0/0 = NaN on every device
+    const auto all_ignored = xgrad::full<std::int64_t>({5}, -100);
+    const auto v = xgrad::eval(xgrad::cross_entropy(xgrad::to<D>(xd), xgrad::to<D>(all_ignored))).item();
+    BOOST_TEST(std::isnan(v));
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(class_loss_errors_are_the_cpus, D, nn_suite::full) {
+    using namespace nn_suite;
+    const auto x = xgrad::to<D>(data({3, 4}, 520));
+    const auto bad = xgrad::to<D>(xgrad::tensor<std::int64_t>({3}, {0, 4, 1}));
+    BOOST_CHECK_THROW(xgrad::cross_entropy(x, bad), xgrad::value_error);
+    BOOST_CHECK_THROW(xgrad::nll_loss(x, xgrad::to<D>(xgrad::tensor<std::int64_t>({3}, {0, -1, 1}))), xgrad::value_error);
+    try {
+        (void)xgrad::cross_entropy(x, bad);
+        BOOST_ERROR("a label out of range must throw");
+    } catch (const xgrad::value_error& e) {
+        const std::string m = e.what();
+        BOOST_TEST(m.find("label 4 at position 1") != std::string::npos, m);
+        BOOST_TEST(m.find("4 classes") != std::string::npos, m);
+    }
+    // the ignored label is not checked
+    BOOST_CHECK_NO_THROW(xgrad::cross_entropy(x, xgrad::to<D>(xgrad::tensor<std::int64_t>({3}, {0, 7, 1})),
+                                              ce_mean<float>{.ignore_index = 7}));
+    BOOST_CHECK_THROW(xgrad::cross_entropy(x, xgrad::to<D>(xgrad::tensor<std::int64_t>({2}, {0, 1}))), xgrad::shape_error);
+    BOOST_CHECK_THROW(xgrad::cross_entropy(x, xgrad::to<D>(xgrad::tensor<std::int64_t>({3}, {0, 1, 2})),
+                                           ce_mean<float>{.weight = xgrad::ones<float>({3})}),
+                      xgrad::shape_error);
+    BOOST_CHECK_THROW(xgrad::cross_entropy(x, xgrad::to<D>(xgrad::tensor<std::int64_t>({3}, {0, 1, 2})),
+                                           ce_mean<float>{.label_smoothing = 1.5}),
+                      xgrad::value_error);
+    BOOST_CHECK_THROW(xgrad::cross_entropy(xgrad::to<D>(data({4}, 521)), xgrad::to<D>(xgrad::tensor<std::int64_t>({4}))),
+                      xgrad::shape_error);
+}
+
+// --- dropout ---------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_keeps_one_minus_p_and_scales_the_survivors, D, nn_suite::subset) {
+    using namespace nn_suite;
+    const std::size_t n = 1 << 16;
+    const auto xh = data({n}, 600, 1, 2);  // nonzero everywhere
+    const auto xv = xh.to_vector();
+    for (double p : {0.1, 0.5, 0.8}) {
+        xgrad::rng gen(601);
+        auto x = xgrad::param(xgrad::to<D>(xh));
+        auto e = xgrad::dropout(x, p, true, gen);
+        const auto y = host(xgrad::eval(e));
+        xgrad::backward(xgrad::sum(e));
+        const auto g = host(x.grad());
+        const float keep = static_cast<float>(1.0 / (1.0 - p));
+        std::size_t kept = 0;
+        bool values_ok = true, same_mask = true;
+        for (std::size_t i = 0; i < n; ++i) {
+            const bool k = y[i] != 0;
+            kept += k;
+            values_ok = values_ok && (k ? std::abs(y[i] - xv[i] * keep) <= 1e-6f * std::abs(y[i]) : y[i] == 0.0f);
+            same_mask = same_mask && g[i] == (k ? keep : 0.0f);  // backward sees the forward's mask
+        }
+        const double rate = double(kept) / n;
+        // binomial: 5 standard deviations of the kept fraction at n = 2^16 is at most 0.01
+        BOOST_TEST(std::abs(rate - (1 - p)) < 0.01, "p " << p << ": kept " << rate);
+        BOOST_TEST(values_ok, "p " << p << ": survivors are x / (1 - p), the rest 0");
+        BOOST_TEST(same_mask, "p " << p << ": the gradient is the mask");
+        // evaluating the expression again gives the same mask
+        BOOST_TEST(host(xgrad::eval(e)) == y);
+    }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_seeds_evaluation_and_edge_cases, D, nn_suite::full) {
+    using namespace nn_suite;
+    const auto x = xgrad::to<D>(data({64, 33}, 610, 1, 2));
+    xgrad::rng a(5), b(5);
+    const auto ya = host(xgrad::eval(xgrad::dropout(x, 0.5, true, a)));
+    const auto yb = host(xgrad::eval(xgrad::dropout(x, 0.5, true, b)));
+    BOOST_TEST(ya == yb);  // the same generator state, the same mask
+    const auto yc = host(xgrad::eval(xgrad::dropout(x, 0.5, true, a)));
+    BOOST_TEST(ya != yc);  // a new call draws a new mask
+    xgrad::rng g(7);
+    BOOST_TEST(host(xgrad::eval(xgrad::dropout(x, 0.5, false, g))) == host(x));  // evaluation: identity
+    BOOST_TEST(host(xgrad::eval(xgrad::dropout(x, 0.0, true, g))) == host(x));   // p = 0: identity
+    BOOST_CHECK_THROW(xgrad::dropout(x, 1.0, true, g), xgrad::value_error);
+    BOOST_CHECK_THROW(xgrad::dropout(x, -0.1, true, g), xgrad::value_error);
+    // rows of the mask are not copies of each other (the hash mixes the element index)
+    const auto m = host(xgrad::eval(xgrad::dropout(xgrad::ones<float, D>({4, 256}), 0.5, true, g)));
+    BOOST_TEST(!std::equal(m.begin(), m.begin() + 256, m.begin() + 256));
+}
+
+// --- normalization ---------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(batch_norm_matches_the_reference, D, nn_suite::full) {
+    using namespace nn_suite;
+    std::uint64_t seed = 700;
+    for (const shape_t& s : {shape_t{8, 3}, shape_t{4, 3, 5, 6}, shape_t{2, 4, 7}}) {
+        const std::size_t C = s[1];
+        const auto x = data(s, ++seed, -1, 3);
+        const auto gamma = data({C}, ++seed, 0.5, 1.5), beta = data({C}, ++seed);
+        const auto rm0 = data({C}, ++seed), rv0 = data({C}, ++seed, 0.5, 2);
+        for (bool training : {true, false}) {
+            const std::string what = std::string(training ? "batch_norm training " : "batch_norm eval ") + xgrad::to_string(s);
+            auto rm_r = xgrad::to<reference>(rm0.clone()), rv_r = xgrad::to<reference>(rv0.clone());
+            auto rm_d = xgrad::to<D>(rm0), rv_d = xgrad::to<D>(rv0.clone());
+            compare_backward<D>(what,
+                                [&](auto dv, auto& a, auto& g, auto& b) {
+                                    using Dv = typename decltype(dv)::type;
+                                    if constexpr (std::is_same_v<Dv, D>)
+                                        return weighted_sum<Dv>(xgrad::batch_norm(a, g, b, rm_d, rv_d,
+                                                                                  {.training = training, .momentum = 0.3}),
+                                                                seed);
+                                    else
+                                        return weighted_sum<Dv>(xgrad::batch_norm(a, g, b, rm_r, rv_r,
+                                                                                  {.training = training, .momentum = 0.3}),
+                                                                seed);
+                                },
+                                x, gamma, beta);
+            // the running statistics were updated once, like the reference's
+            expect_close(host(rm_d), host(rm_r), what + ": running_mean", 1e-5, 1e-6);
+            expect_close(host(rv_d), host(rv_r), what + ": running_var", 1e-5, 1e-6);
+            if (!training) BOOST_TEST(host(rm_d) == rm0.to_vector());
+        }
+    }
+    BOOST_CHECK_THROW(xgrad::batch_norm(xgrad::zeros<float, D>({1, 3}), xgrad::ones<float, D>({3}),
+                                        xgrad::zeros<float, D>({3}), xgrad::zeros<float, D>({3}),
+                                        xgrad::ones<float, D>({3}), {.training = true}),
+                      xgrad::value_error);
+    BOOST_CHECK_THROW(xgrad::batch_norm(xgrad::zeros<float, D>({2, 3}), xgrad::ones<float, D>({2}),
+                                        xgrad::zeros<float, D>({3}), xgrad::zeros<float, D>({3}), xgrad::ones<float, D>({3})),
+                      xgrad::shape_error);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(layer_norm_matches_the_reference, D, nn_suite::subset) {
+    using namespace nn_suite;
+    const auto x = data({4, 3, 10}, 800, -1, 3);
+    const auto g1 = data({10}, 801, 0.5, 1.5), b1 = data({10}, 802);
+    compare_backward<D>("layer_norm last 1",
+                        [&](auto dv, auto& a, auto& g, auto& b) {
+                            using Dv = typename decltype(dv)::type;
+                            return weighted_sum<Dv>(xgrad::layer_norm(a, 1, g, b), 803);
+                        },
+                        x, g1, b1);
+    const auto g2 = data({3, 10}, 804, 0.5, 1.5), b2 = data({3, 10}, 805);
+    compare_backward<D>("layer_norm last 2",
+                        [&](auto dv, auto& a, auto& g, auto& b) {
+                            using Dv = typename decltype(dv)::type;
+                            return weighted_sum<Dv>(xgrad::layer_norm(a, shape_t{3, 10}, g, b, 1e-3), 806);
+                        },
+                        x, g2, b2);
+    compare_backward<D>("layer_norm without affine",
+                        [&](auto dv, auto& a) {
+                            using Dv = typename decltype(dv)::type;
+                            return weighted_sum<Dv>(xgrad::layer_norm(a, shape_t{10}), 807);
+                        },
+                        x);
+    const auto xd = data<double>({5, 8}, 808);
+    compare_backward<D>("layer_norm double",
+                        [&](auto dv, auto& a, auto& g, auto& b) {
+                            using Dv = typename decltype(dv)::type;
+                            return weighted_sum<Dv>(xgrad::layer_norm(a, 1, g, b), 809);
+                        },
+                        xd, data<double>({8}, 810), data<double>({8}, 811));
+    BOOST_CHECK_THROW(xgrad::layer_norm(xgrad::zeros<float, D>({2, 5}), shape_t{4}), xgrad::shape_error);
+}
+
+// --- embedding -------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(embedding_matches_the_reference, D, nn_suite::subset) {
+    using namespace nn_suite;
+    const auto w = data({10, 6}, 900);
+    // repeated indices: their upstream rows add up in the same row of the gradient
+    const auto idx = xgrad::tensor<std::int64_t>({3, 4}, {1, 3, 1, 9, 0, 3, 3, 5, 9, 1, 2, 1});
+    compare_eval<D>("embedding",
+                    [&](auto dv, const auto& a) {
+                        using Dv = typename decltype(dv)::type;
+                        return xgrad::embedding(xgrad::to<Dv>(idx), a);
+                    },
+                    w);
+    compare_backward<D>("d embedding",
+                        [&](auto dv, auto& a) {
+                            using Dv = typename decltype(dv)::type;
+                            return weighted_sum<Dv>(xgrad::embedding(xgrad::to<Dv>(idx), a), 901);
+                        },
+                        w);
+    const auto many = labels({300}, 7, 902);
+    compare_backward<D>("d embedding, many repeats",
+                        [&](auto dv, auto& a) {
+                            using Dv = typename decltype(dv)::type;
+                            return weighted_sum<Dv>(xgrad::embedding(xgrad::to<Dv>(many), a), 903);
+                        },
+                        data({7, 5}, 904));
+    const auto wd = xgrad::to<D>(w);
+    BOOST_CHECK_THROW(xgrad::embedding(xgrad::to<D>(xgrad::tensor<std::int64_t>({2}, {3, 10})), wd), xgrad::value_error);
+    BOOST_CHECK_THROW(xgrad::embedding(xgrad::to<D>(xgrad::tensor<std::int64_t>({2}, {-1, 0})), wd), xgrad::value_error);
+    BOOST_CHECK_THROW(xgrad::embedding(xgrad::to<D>(xgrad::tensor<std::int64_t>({2}, {0, 1})), xgrad::zeros<float, D>({4})),
+                      xgrad::shape_error);
+}
+
+// --- together --------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(a_small_network_trains_the_same_on_the_device, D, nn_suite::full) {
+    using namespace nn_suite;
+    // embedding -> layer_norm -> softmax attention over the sequence -> cross_entropy, a few
+    // SGD steps on both devices
+    const auto idx = labels({8, 6}, 12, 950);
+    const auto y = labels({8}, 4, 951);
+    auto run = [&](auto dv) {
+        using Dv = typename decltype(dv)::type;
+        auto emb = xgrad::param(xgrad::to<Dv>(data({12, 4}, 952)));
+        auto gain = xgrad::param(xgrad::to<Dv>(data({4}, 953, 0.5, 1.5)));
+        const auto ids = xgrad::to<Dv>(idx);
+        const auto lab = xgrad::to<Dv>(y);
+        std::vector<float> losses;
+        for (int step = 0; step < 5; ++step) {
+            emb.zero_grad();
+            gain.zero_grad();
+            auto h = xgrad::layer_norm(xgrad::embedding(ids, emb), shape_t{4}) * gain;  // {8, 6, 4}
+            auto logits = xgrad::sum(h * xgrad::softmax(h, 1), 1);                      // {8, 4}
+            losses.push_back(xgrad::backward(xgrad::cross_entropy(logits, lab, ce_mean<float>{.label_smoothing = 0.05})));
+            emb.value().assign(xgrad::eval(emb.value() - 0.5f * emb.grad()));
+            gain.value().assign(xgrad::eval(gain.value() - 0.5f * gain.grad()));
+        }
+        return losses;
+    };
+    const auto want = run(on<reference>{});
+    const auto got = run(on<D>{});
+    expect_close(got, want, "losses", 1e-4, 1e-5);
+    BOOST_TEST(got.back() < got.front());
+}
