@@ -9,4 +9,6 @@
 #include "backend/thrust/system.hpp"
 #include "backend/thrust/tensor.hpp"
 #include "backend/thrust/engine.hpp"
+#include "backend/thrust/blas.hpp"
+#include "backend/thrust/ops_dense.hpp"
 #include "backend/thrust/ops_nn.hpp"

@@ -26,6 +26,7 @@
 #include "../expr/op_node.hpp"
 #include "activation.hpp"
 #include "detail/conv_direct.hpp"
+#include "detail/device_kernels.hpp"
 #include "detail/epilogue.hpp"
 
 namespace xgrad {
@@ -318,6 +319,19 @@ struct conv2d_op {
                     for (std::size_t i = 0; i < w.size(); ++i) dw[i] += p[i];
                 }
         }
+    }
+
+    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
+    template <class D, class... Rest>
+        requires has_device_kernels<conv2d_op, D>
+    tensor<T, D> forward(const tensor<T, D>& x, const tensor<T, D>& w, const Rest&... rest) const {
+        return device_kernels<conv2d_op, D>::forward(*this, x, w, rest...);
+    }
+    template <class D>
+        requires has_device_kernels<conv2d_op, D>
+    void backward(const tensor<T, D>& grad, const tensor<T, D>& out, const std::array<tensor<T, D>, arity>& in,
+                  std::array<tensor<T, D>*, arity> gi) const {
+        device_kernels<conv2d_op, D>::backward(*this, grad, out, in, gi);
     }
 
 private:

@@ -19,6 +19,7 @@
 #include "../backend/cpu/gemm.hpp"
 #include "../expr/op_node.hpp"
 #include "activation.hpp"
+#include "detail/device_kernels.hpp"
 #include "detail/epilogue.hpp"
 
 namespace xgrad {
@@ -168,6 +169,19 @@ struct dense_op {
                             db + g.b_off[o], N);
             }
         }
+    }
+
+    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
+    template <class D, class... Rest>
+        requires has_device_kernels<dense_op, D>
+    tensor<T, D> forward(const tensor<T, D>& a, const tensor<T, D>& b, const Rest&... rest) const {
+        return device_kernels<dense_op, D>::forward(*this, a, b, rest...);
+    }
+    template <class D>
+        requires has_device_kernels<dense_op, D>
+    void backward(const tensor<T, D>& grad, const tensor<T, D>& out, const std::array<tensor<T, D>, arity>& in,
+                  std::array<tensor<T, D>*, arity> gi) const {
+        device_kernels<dense_op, D>::backward(*this, grad, out, in, gi);
     }
 
 private:

@@ -205,9 +205,12 @@ tensor<T> sum_to_shape(const tensor<T>& g, const shape_t& target) {
 }
 
 /// The pre-activation buffer a gelu epilogue keeps for backward (shared by copies of an op).
+/// On a device other than the CPU the op keeps it in that device's memory (on_device): an op
+/// runs on one device, so the slot always holds a tensor<T, D> of the same D.
 template <class T, class Act>
 struct pre_store {
     std::shared_ptr<tensor<T>> z = Act::needs_pre ? std::make_shared<tensor<T>>() : nullptr;
+    std::shared_ptr<std::shared_ptr<void>> zd = Act::needs_pre ? std::make_shared<std::shared_ptr<void>>() : nullptr;
     T* prepare(const shape_t& s) const {
         if constexpr (!Act::needs_pre) {
             return nullptr;
@@ -217,6 +220,19 @@ struct pre_store {
         }
     }
     const T* data() const { return z ? z->data() : nullptr; }
+
+    /// The buffer on device D (gelu only, else null), shaped s when s is given.
+    template <class D>
+    tensor<T, D>* on_device(const shape_t* s = nullptr) const {
+        if constexpr (!Act::needs_pre) {
+            return nullptr;
+        } else {
+            if (!*zd) *zd = std::make_shared<tensor<T, D>>();
+            auto* t = static_cast<tensor<T, D>*>(zd->get());
+            if (s && t->shape() != *s) *t = tensor<T, D>::uninitialized(*s);
+            return t;
+        }
+    }
 };
 
 }  // namespace xgrad::detail
