@@ -2,14 +2,15 @@
 // TensorFlow, with the same inputs, weights, shapes and timing protocol; see
 // benchmarks/peers/common.py). Prints one JSON line per result on stdout.
 //
-//   bench_peers --data DIR --threads N [--part micro|epoch] [--warmup 3] [--reps 7]
+//   bench_peers --data DIR --threads N [--part micro|epoch] [--warmup 3] [--reps 7] [--seed 0]
 //
 // micro: (1) sum(tanh(x*w+b)*sigmoid(x)) forward + backward (gradients of x, w and the
 //            broadcast b) at 2^10, 2^16, 2^20, 2^24; (2) the same on 1 element;
 //        (3) MLP 784-256-128-10 training step, SGD momentum 0.9, batch 64 and 256;
 //        (4) the Keras-style CNN and the PyTorch-tutorial Net, Adam, batch 64.
 // epoch: (5) one epoch of Fashion-MNIST with the Keras-style CNN and Adam (loader + fit),
-//        then the test accuracy; (6) the process's peak resident memory.
+//        then the test accuracy; (6) the process's peak resident memory. --seed: the
+//        loader's shuffle (the data order).
 // Timing: `warmup` untimed blocks, then `reps` timed blocks of a fixed number of calls; the
 // result is the median over the blocks of the time per call (wall clock).
 #include <sys/resource.h>
@@ -36,7 +37,7 @@ namespace {
 
 struct config {
     std::string dir, part = "micro";
-    std::size_t threads = 1, warmup = 3, reps = 7;
+    std::size_t threads = 1, warmup = 3, reps = 7, seed = 0;
 };
 
 config cfg;
@@ -156,7 +157,7 @@ void epoch() {
     const auto normalize = data::to_float() | data::normalize({0.2860f}, {0.3530f});
     auto train_set = data::fashion_mnist(data::split::train) | normalize;
     auto test_set = data::fashion_mnist(data::split::test) | normalize;
-    auto train = data::loader(train_set, {.batch_size = 64, .shuffle = true, .seed = 0});
+    auto train = data::loader(train_set, {.batch_size = 64, .shuffle = true, .seed = cfg.seed});
     auto test = data::loader(test_set, {.batch_size = 256});
     auto opt = xgrad::optim::adam(model.parameters(), {.lr = 1e-3});
     const auto loss = nn::cross_entropy();
@@ -180,13 +181,14 @@ int main(int argc, char** argv) {
         else if (k == "--part") cfg.part = v;
         else if (k == "--warmup") cfg.warmup = std::strtoul(v.c_str(), nullptr, 10);
         else if (k == "--reps") cfg.reps = std::strtoul(v.c_str(), nullptr, 10);
+        else if (k == "--seed") cfg.seed = std::strtoul(v.c_str(), nullptr, 10);
         else {
             std::fprintf(stderr, "unknown option %s\n", k.c_str());
             return 2;
         }
     }
     if (cfg.dir.empty() || cfg.threads == 0 || cfg.reps == 0) {
-        std::fprintf(stderr, "usage: bench_peers --data DIR --threads N [--part micro|epoch] [--warmup N] [--reps N]\n");
+        std::fprintf(stderr, "usage: bench_peers --data DIR --threads N [--part micro|epoch] [--warmup N] [--reps N] [--seed N]\n");
         return 2;
     }
     xgrad::set_num_threads(cfg.threads);

@@ -17,6 +17,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--mode", choices=["eager", "compile"], required=True)
 ap.add_argument("--threads", type=int, required=True)
 ap.add_argument("--part", choices=["micro", "epoch"], default="micro")
+ap.add_argument("--seed", type=int, default=0, help="the epoch's data order")
 args = ap.parse_args()
 
 import numpy as np  # noqa: E402
@@ -108,7 +109,7 @@ def epoch():
     model = with_weights(cnn("keras"), "cnn_keras")
     opt = torch.optim.Adam(model.parameters(), lr=c.EPOCH_LR)
     loss_fn = maybe_compile(lambda x, y: F.cross_entropy(model(x), y))
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(args.seed)
     t0 = time.perf_counter()
     model.train()
     order = torch.randperm(len(train_x), generator=gen)
