@@ -7,6 +7,7 @@
 //   device_suite::subset     devices that run the core checks
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -434,4 +435,92 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(checkpoint_of_a_device_model_loads_into_a_cpu_mode
     xgrad::load(dev2, file);
     std::filesystem::remove(file);
     BOOST_TEST((host_state(dev2) == host_state(dev)));
+}
+
+// --- models with barrier ops: linear, conv2d, pooling, cross_entropy -------------------------
+
+namespace device_suite {
+/// n samples of {shape...} inputs with labels in [0, classes): the label is the position of
+/// the largest of the first `classes` input elements, so that a model can learn it.
+inline xgrad::data::tensor_dataset<float> classification_set(std::size_t n, shape_t sample, std::size_t classes,
+                                                             std::uint64_t seed) {
+    shape_t s{n};
+    s.insert(s.end(), sample.begin(), sample.end());
+    auto x = values(s, seed);
+    auto y = xgrad::empty<std::int64_t>({n});
+    const std::size_t per = x.size() / n;
+    for (std::size_t i = 0; i < n; ++i) {
+        const float* row = x.data() + i * per;
+        y(i) = static_cast<std::int64_t>(std::max_element(row, row + classes) - row);
+    }
+    return {x, y};
+}
+}  // namespace device_suite
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(an_mlp_fits_with_cross_entropy_like_the_reference, D, device_suite::full) {
+    using namespace device_suite;
+    namespace nn = xgrad::nn;
+    const auto set = classification_set(96, {10}, 4, 61);
+    struct run {
+        std::vector<double> running;
+        xgrad::history h;
+        std::vector<float> probs;
+    };
+    auto train = [&]<class Dev>(std::type_identity<Dev>) {
+        nn::manual_seed(62);
+        auto model = xgrad::to<Dev>(nn::sequential(nn::linear(10, 32), nn::relu(), nn::linear(32, 4)));
+        auto opt = xgrad::optim::sgd(model.parameters(), {.lr = 0.2, .momentum = 0.9});
+        auto loader = xgrad::data::loader(set, {.batch_size = 16});
+        run r;
+        auto record = xgrad::callbacks::lambda(
+            {.on_batch_end = [&](xgrad::train_context&, std::size_t, const xgrad::logs& l) {
+                r.running.push_back(l.at("loss"));
+            }});
+        r.h = xgrad::fit(model, opt, nn::cross_entropy(), loader,
+                         {.epochs = 5, .validation = &loader, .metrics = {xgrad::metrics::accuracy()},
+                          .callbacks = {record}, .progress = false});
+        r.probs = xgrad::predict(model, set.inputs().slice(0, 0, 8)).to_vector();
+        return r;
+    };
+    const run want = train(std::type_identity<reference>{});
+    const run got = train(std::type_identity<D>{});
+    BOOST_TEST_REQUIRE(got.running.size() == 30u);
+    for (std::size_t i = 0; i < got.running.size(); ++i)
+        BOOST_TEST(std::abs(got.running[i] - want.running[i]) <= 1e-4 * want.running[i],
+                   "step " << i << ": loss " << got.running[i] << ", want " << want.running[i]);
+    BOOST_TEST(got.h["accuracy"] == want.h["accuracy"], boost::test_tools::per_element());
+    BOOST_TEST(got.h["val_accuracy"].back() > 0.6);  // it learns
+    BOOST_TEST(got.h["loss"].back() < 0.7 * got.h["loss"].front());
+    expect_near(got.probs, want.probs, "predicted probabilities", 1e-4, 1e-5);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(a_small_cnn_trains_on_the_device_like_the_reference, D, device_suite::full) {
+    using namespace device_suite;
+    namespace nn = xgrad::nn;
+    const auto set = classification_set(8, {1, 8, 8}, 3, 71);
+    nn::manual_seed(72);
+    auto cpu_model = nn::sequential(nn::conv2d(1, 4, 3, {.padding = 1}), nn::relu(), nn::max_pool2d(2),
+                                    nn::conv2d(4, 6, 3), nn::relu(), nn::flatten(), nn::linear(6 * 2 * 2, 3));
+    auto steps = [&](auto model) {
+        using Dev = xgrad::nn::device_type_of<decltype(model)>;
+        auto opt = xgrad::optim::adam(model.parameters(), {.lr = 0.05});
+        const auto x = xgrad::to<Dev>(set.inputs());
+        const auto y = xgrad::to<Dev>(set.labels());
+        std::vector<float> losses;
+        for (int s = 0; s < 10; ++s) {
+            opt.zero_grad();
+            losses.push_back(static_cast<float>(xgrad::backward(nn::cross_entropy()(model(x), y))));
+            opt.step();
+        }
+        return std::pair{losses, host_state(model)};
+    };
+    auto on_reference = xgrad::to<reference>(cpu_model);  // on the CPU: shares cpu_model's parameters
+    auto on_device = xgrad::to<D>(cpu_model);              // so copy before training
+    const auto [want, want_state] = steps(on_reference);
+    const auto [got, got_state] = steps(on_device);
+    expect_near(got, want, "losses step by step", 1e-4, 1e-5);
+    BOOST_TEST(got.back() < 0.8f * got.front());
+    BOOST_TEST_REQUIRE(got_state.size() == want_state.size());
+    for (std::size_t i = 0; i < got_state.size(); ++i)
+        expect_near(got_state[i].second, want_state[i].second, "trained " + got_state[i].first, 1e-3, 1e-4);
 }

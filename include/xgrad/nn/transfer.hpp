@@ -80,7 +80,8 @@ Dst& copy_state(Dst& dst, Src& src) {
 namespace xgrad {
 
 /// The model on device To: a new model of type nn::on_device_t<M, To> with copies of the
-/// parameters and buffers, in the same training mode (see the top of this file).
+/// parameters and buffers, in the same training mode (see the top of this file). A model on To
+/// already comes back as a copy sharing its parameters, as to<To>(tensor) returns the tensor.
 template <class To, nn::layer M>
 nn::on_device_t<M, To> to(const M& model) {
     using R = nn::on_device_t<M, To>;

@@ -547,9 +547,9 @@ constexpr bool outputs_probabilities() {
     else
         return false;
 }
-template <class T>
-tensor<T> to_probabilities(const tensor<T>& out) {
-    return out.dim() == 2 ? tensor<T>(xgrad::eval(xgrad::softmax(out, 1))) : out;
+template <class T, class D>
+tensor<T, D> to_probabilities(const tensor<T, D>& out) {
+    return out.dim() == 2 ? tensor<T, D>(xgrad::eval(xgrad::softmax(out, 1))) : out;
 }
 }  // namespace detail::fit
 
@@ -570,10 +570,10 @@ tensor<detail::fit::model_value_t<M>> predict(M& model, const tensor<X>& inputs,
             to<Dev>(detail::fit::as_input<T>(inputs.slice(0, static_cast<std::ptrdiff_t>(i),
                                                            static_cast<std::ptrdiff_t>(std::min(n, i + o.batch_size))))
                         .contiguous());
-        tensor<T> out = detail::fit::host_value(detail::fit::call_model(model, x));
+        auto out = detail::fit::materialize(detail::fit::call_model(model, x));
         if (o.probabilities && !detail::fit::outputs_probabilities<std::remove_cvref_t<M>>())
             out = detail::fit::to_probabilities(out);
-        parts.push_back(out.contiguous());
+        parts.push_back(to<device::cpu>(out).contiguous());
     }
     if (parts.empty()) return tensor<T>::uninitialized({0});
     shape_t s = parts[0].shape();
