@@ -49,7 +49,7 @@ def main():
     p("| workload | size | thr | xgrad | " + " | ".join(PEERS) + " | " +
       " | ".join(f"× vs {q}" for q in PEERS) + " |")
     p("|---|---|---|---|" + "---|" * (2 * len(PEERS)))
-    checks = []
+    checks, acc_checks = [], []
     for t in threads:
         for wl, size in order:
             x = by.get((wl, size, t, "xgrad"))
@@ -111,6 +111,8 @@ def main():
                     best = min(peers, key=lambda r: r["median_s"])
                     checks.append(("epoch", "keras", t, "best peer (" + best["mode"] + ")",
                                    best["median_s"] / x["median_s"], 1.0))
+                    gap = max(abs(r["test_accuracy"] - x["test_accuracy"]) * 100 for r in peers)
+                    acc_checks.append((t, gap))
                     for r in peers:
                         if r["mode"].startswith("torch"):
                             checks.append(("memory", "epoch", t, r["mode"], r["peak_rss_mb"] / x["peak_rss_mb"], 2.0))
@@ -122,6 +124,9 @@ def main():
         for wl, size, t, q, v, target in checks:
             what = "peak RSS: peer / xgrad" if wl == "memory" else f"{wl} speed-up"
             p(f"| {what} | {size} | {t} | {q} | {v:.2f}× | ≥ {target:g}× | {'met' if v >= target else 'missed'} |")
+        for t, gap in acc_checks:
+            p(f"| epoch accuracy: largest gap to a peer | keras | {t} | all peers | {gap:.2f} pp | ≤ 0.5 pp | "
+              f"{'met' if gap <= 0.5 else 'missed'} |")
         p("")
     for e in errors:
         p(f"- failed: {e['error']}")
