@@ -5,6 +5,9 @@
 //   device_suite::reference  the device results are compared with
 //   device_suite::full       devices that run every check
 //   device_suite::subset     devices that run the core checks
+// and may define XGRAD_TRAIN_SUITE_PART to compile half of the checks (two translation units
+// build faster than one): 1 the optimizers, clipping, moving models and checkpoints, 2 the
+// training runs (fit, an MLP, a CNN).
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -94,6 +97,8 @@ void compare_optimizer(const std::string& what, Make make, int steps = 8) {
 }
 
 }  // namespace device_suite
+
+#if !defined(XGRAD_TRAIN_SUITE_PART) || XGRAD_TRAIN_SUITE_PART == 1
 
 // --- optimizers -------------------------------------------------------------------------------
 
@@ -221,6 +226,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(fused_assignment_runs_on_the_device, D, device_sui
     BOOST_CHECK_THROW(xgrad::assign(row, a), xgrad::shape_error);
 }
 
+#endif  // part 1
+
 // --- models -----------------------------------------------------------------------------------
 
 namespace device_suite {
@@ -286,6 +293,8 @@ std::vector<std::pair<std::string, std::vector<float>>> host_state(M& m) {
 }
 
 }  // namespace device_suite
+
+#if !defined(XGRAD_TRAIN_SUITE_PART) || XGRAD_TRAIN_SUITE_PART == 1
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(library_layers_move_to_the_device_and_back, D, device_suite::subset) {
     using namespace device_suite;
@@ -362,6 +371,42 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(user_layers_move_by_constructor_or_by_copy_state, 
     expect_near(on_host(yd), on_host(yr), "outputs", 1e-5, 1e-6);
 }
 
+// the reference is the CPU in the Thrust suite
+BOOST_AUTO_TEST_CASE_TEMPLATE(checkpoint_of_a_device_model_loads_into_a_cpu_model, D, device_suite::subset) {
+    using namespace device_suite;
+    namespace nn = xgrad::nn;
+    nn::manual_seed(41);
+    auto dev = xgrad::to<D>(nn::sequential(feature_gate<float>(6), feature_gate<float>(6)));
+    auto opt = xgrad::optim::sgd(dev.parameters(), {.lr = 0.1, .momentum = 0.9});
+    const auto x = values({8, 6}, 42);
+    const auto xd = xgrad::to<D>(x);
+    for (int s = 0; s < 3; ++s) {
+        opt.zero_grad();
+        xgrad::backward(xgrad::mean(xgrad::square(dev(xd))));
+        opt.step();
+    }
+    const auto file = std::filesystem::temp_directory_path() / ("xgrad_train_model_" + std::string(D::name) + ".st");
+    xgrad::save(dev, file);
+    nn::manual_seed(99);  // other initial values
+    auto ref_model = nn::sequential(feature_gate<float, reference>(6), feature_gate<float, reference>(6));
+    const auto report = xgrad::load(ref_model, file);
+    BOOST_TEST(report.loaded == 4u);
+    BOOST_TEST((host_state(ref_model) == host_state(dev)));  // bit for bit
+    const auto yr = on_host(xgrad::eval(ref_model(xgrad::to<reference>(x))));
+    expect_near(on_host(xgrad::eval(dev(xd))), yr, "outputs after loading");
+
+    // and back into another device model
+    nn::manual_seed(98);
+    auto dev2 = xgrad::to<D>(nn::sequential(feature_gate<float>(6), feature_gate<float>(6)));
+    xgrad::load(dev2, file);
+    std::filesystem::remove(file);
+    BOOST_TEST((host_state(dev2) == host_state(dev)));
+}
+
+#endif  // part 1
+
+#if !defined(XGRAD_TRAIN_SUITE_PART) || XGRAD_TRAIN_SUITE_PART == 2
+
 BOOST_AUTO_TEST_CASE_TEMPLATE(fit_trains_a_device_model_like_the_reference, D, device_suite::full) {
     using namespace device_suite;
     namespace nn = xgrad::nn;
@@ -403,38 +448,6 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(fit_trains_a_device_model_like_the_reference, D, d
     BOOST_TEST(std::abs(got.eval_loss - want.eval_loss) <= 1e-4 * want.eval_loss);
     expect_near(got.predicted, want.predicted, "predict", 1e-4, 1e-5);
     expect_near(got.weights, want.weights, "trained weights", 1e-4, 1e-5);
-}
-
-// the reference is the CPU in the Thrust suite
-BOOST_AUTO_TEST_CASE_TEMPLATE(checkpoint_of_a_device_model_loads_into_a_cpu_model, D, device_suite::subset) {
-    using namespace device_suite;
-    namespace nn = xgrad::nn;
-    nn::manual_seed(41);
-    auto dev = xgrad::to<D>(nn::sequential(feature_gate<float>(6), feature_gate<float>(6)));
-    auto opt = xgrad::optim::sgd(dev.parameters(), {.lr = 0.1, .momentum = 0.9});
-    const auto x = values({8, 6}, 42);
-    const auto xd = xgrad::to<D>(x);
-    for (int s = 0; s < 3; ++s) {
-        opt.zero_grad();
-        xgrad::backward(xgrad::mean(xgrad::square(dev(xd))));
-        opt.step();
-    }
-    const auto file = std::filesystem::temp_directory_path() / ("xgrad_train_model_" + std::string(D::name) + ".st");
-    xgrad::save(dev, file);
-    nn::manual_seed(99);  // other initial values
-    auto ref_model = nn::sequential(feature_gate<float, reference>(6), feature_gate<float, reference>(6));
-    const auto report = xgrad::load(ref_model, file);
-    BOOST_TEST(report.loaded == 4u);
-    BOOST_TEST((host_state(ref_model) == host_state(dev)));  // bit for bit
-    const auto yr = on_host(xgrad::eval(ref_model(xgrad::to<reference>(x))));
-    expect_near(on_host(xgrad::eval(dev(xd))), yr, "outputs after loading");
-
-    // and back into another device model
-    nn::manual_seed(98);
-    auto dev2 = xgrad::to<D>(nn::sequential(feature_gate<float>(6), feature_gate<float>(6)));
-    xgrad::load(dev2, file);
-    std::filesystem::remove(file);
-    BOOST_TEST((host_state(dev2) == host_state(dev)));
 }
 
 // --- models with barrier ops: linear, conv2d, pooling, cross_entropy -------------------------
@@ -524,3 +537,5 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(a_small_cnn_trains_on_the_device_like_the_referenc
     for (std::size_t i = 0; i < got_state.size(); ++i)
         expect_near(got_state[i].second, want_state[i].second, "trained " + got_state[i].first, 1e-3, 1e-4);
 }
+
+#endif  // part 2

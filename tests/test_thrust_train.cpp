@@ -19,4 +19,6 @@ struct many_lanes {
 BOOST_TEST_GLOBAL_FIXTURE(many_lanes);
 }  // namespace device_suite
 
+// the other half, the training runs, is test_thrust_train_fit
+#define XGRAD_TRAIN_SUITE_PART 1
 #include "device_suite_train.hpp"
