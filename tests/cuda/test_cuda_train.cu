@@ -20,6 +20,8 @@ using full = boost::mpl::list<xgrad::device::cuda>;
 using subset = boost::mpl::list<xgrad::device::cuda>;
 }  // namespace device_suite
 
+// the other half, the training runs, is test_cuda_train_fit.cu
+#define XGRAD_TRAIN_SUITE_PART 1
 #include "../device_suite_train.hpp"
 
 int main(int argc, char* argv[]) {
