@@ -78,7 +78,7 @@ if [[ "${XGRAD_SKIP_BUILD:-0}" != "1" ]]; then
     "-DXGRAD_TEST_CXX_FLAGS=${XGRAD_TEST_CXX_FLAGS--O1 -g1}"
   phase "build" cmake --build "$BUILD_DIR" -j "$JOBS"
   phase "ctest" env \
-    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$repo_root/tests/sanitizers/ubsan.supp" \
     ASAN_OPTIONS=detect_leaks=1 \
     ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS"
 else
