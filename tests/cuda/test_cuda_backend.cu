@@ -5,12 +5,11 @@
 #define BOOST_TEST_NO_MAIN
 #include <boost/test/unit_test.hpp>
 
-#include <cstdio>
-
 #include <boost/mpl/list.hpp>
-#include <cuda_runtime.h>
 
 #include <xgrad/device.hpp>
+
+#include "cuda_suite_main.hpp"
 
 namespace device_suite {
 // thrust_cpp: the device code path on the host, checked against the CPU backend by
@@ -22,16 +21,4 @@ using subset = boost::mpl::list<xgrad::device::cuda>;
 
 #include "../device_backend_suite.hpp"
 
-int main(int argc, char* argv[]) {
-    int count = 0;
-    const cudaError_t err = cudaGetDeviceCount(&count);
-    if (err != cudaSuccess || count == 0) {
-        std::printf("test_cuda_backend: skipped, no CUDA device available (%s)\n",
-                    err != cudaSuccess ? cudaGetErrorString(err) : "cudaGetDeviceCount reports 0 devices");
-        return 77;
-    }
-    cudaDeviceProp prop{};
-    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
-        std::printf("test_cuda_backend: running on %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
-    return boost::unit_test::unit_test_main(&init_unit_test, argc, argv);
-}
+int main(int argc, char* argv[]) { return cuda_suite::run("test_cuda_backend", argc, argv); }
