@@ -18,30 +18,15 @@
 
 #include <xgrad/device.hpp>
 
+#include "device_test_support.hpp"
+
 namespace device_suite {
 
 using cpu = xgrad::device::cpu;
 using xgrad::shape_t;
 
-/// |got - want| <= atol + rtol |want| elementwise, NaN only where NaN is wanted.
-template <class T>
-void expect_close(const std::vector<T>& got, const std::vector<T>& want, const std::string& what, double rtol = 1e-5,
-                  double atol = 1e-6) {
-    BOOST_TEST_INFO(what);
-    BOOST_TEST_REQUIRE(got.size() == want.size());
-    int reported = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) {
-        const double g = got[i], w = want[i];
-        const bool ok = std::isnan(w) ? std::isnan(g) : std::abs(g - w) <= atol + rtol * std::abs(w);
-        if (!ok && reported++ < 5) BOOST_ERROR(what << ": element " << i << " is " << g << ", want " << w);
-    }
-    if (reported > 5) BOOST_ERROR(what << ": " << reported << " elements differ");
-}
-
-template <class T, class D>
-std::vector<T> host(const xgrad::tensor<T, D>& t) {
-    return xgrad::to<cpu>(t).to_vector();
-}
+using device_test::expect_close;
+using device_test::host;
 
 /// Values in [lo, hi), kept at least 0.05 away from 0 when the range spans it (abs, relu, max
 /// are not differentiable there).

@@ -18,16 +18,15 @@
 
 #include <xgrad/device.hpp>
 
+#include "device_test_support.hpp"
+
 namespace dense_suite {
 
 using xgrad::shape_t;
 using reference = device_suite::reference;
 namespace act = xgrad::activation;
 
-template <class T, class D>
-std::vector<T> host(const xgrad::tensor<T, D>& t) {
-    return xgrad::to<xgrad::device::cpu>(t).to_vector();
-}
+using device_test::host;
 
 /// Relative and absolute tolerance of one element type: results differ by the order of the
 /// sums inside the GEMMs and by a few ulp of the activations.

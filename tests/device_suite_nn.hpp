@@ -21,6 +21,8 @@
 
 #include <xgrad/device.hpp>
 
+#include "device_test_support.hpp"
+
 namespace nn_suite {
 
 using cpu = xgrad::device::cpu;
@@ -32,25 +34,8 @@ struct on {
     using type = D;
 };
 
-/// |got - want| <= atol + rtol |want| elementwise, NaN exactly where NaN is wanted.
-template <class T>
-void expect_close(const std::vector<T>& got, const std::vector<T>& want, const std::string& what, double rtol,
-                  double atol) {
-    BOOST_TEST_INFO(what);
-    BOOST_TEST_REQUIRE(got.size() == want.size());
-    int bad = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) {
-        const double g = got[i], w = want[i];
-        const bool ok = std::isnan(w) ? std::isnan(g) : std::abs(g - w) <= atol + rtol * std::abs(w);
-        if (!ok && bad++ < 5) BOOST_ERROR(what << ": element " << i << " is " << g << ", want " << w);
-    }
-    if (bad > 5) BOOST_ERROR(what << ": " << bad << " elements differ");
-}
-
-template <class T, class D>
-std::vector<T> host(const xgrad::tensor<T, D>& t) {
-    return xgrad::to<cpu>(t).to_vector();
-}
+using device_test::expect_close;
+using device_test::host;
 
 /// Uniform values in [lo, hi) on the host.
 template <class T = float>

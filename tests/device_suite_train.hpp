@@ -20,6 +20,8 @@
 
 #include <xgrad/device.hpp>
 
+#include "device_test_support.hpp"
+
 namespace device_suite {
 
 using cpu = xgrad::device::cpu;
@@ -38,10 +40,7 @@ inline void expect_near(const std::vector<float>& got, const std::vector<float>&
     }
 }
 
-template <class T, class D>
-std::vector<T> on_host(const xgrad::tensor<T, D>& t) {
-    return xgrad::to<cpu>(t).to_vector();
-}
+using device_test::host;
 
 /// Values in [lo, hi) from a seed, on the host.
 inline xgrad::tensor<float> values(const shape_t& s, std::uint64_t seed, float lo = -1, float hi = 1) {
@@ -77,8 +76,8 @@ std::vector<std::vector<float>> optimizer_run(Make make, int steps) {
     for (int s = 0; s < steps; ++s) {
         gradients(p, s);
         opt.step();
-        std::vector<float> v = on_host(p[0].value());
-        const auto b = on_host(p[1].value());
+        std::vector<float> v = host(p[0].value());
+        const auto b = host(p[1].value());
         v.insert(v.end(), b.begin(), b.end());
         out.push_back(std::move(v));
     }
@@ -147,7 +146,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(optimizer_state_lives_on_the_device_and_saves_thro
     const auto d = opt.state_dict();
     const auto* saved = d.tensor_named("state.0.exp_avg");
     BOOST_TEST_REQUIRE(saved != nullptr);
-    BOOST_TEST(saved->to_vector() == on_host(*m));
+    BOOST_TEST(saved->to_vector() == host(*m));
     BOOST_TEST(d.tensors.size() == 6u);  // exp_avg, exp_avg_sq, max_exp_avg_sq of 2 parameters
 
     auto q = make_params<D>();
@@ -160,7 +159,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(optimizer_state_lives_on_the_device_and_saves_thro
     gradients(q, 3);
     resumed.step();
     for (std::size_t i = 0; i < p.size(); ++i)
-        BOOST_TEST(on_host(q[i].value()) == on_host(p[i].value()), "parameter " << i << " after resuming");
+        BOOST_TEST(host(q[i].value()) == host(p[i].value()), "parameter " << i << " after resuming");
 
     // checkpoint files: save on the device, load on the reference (the CPU in the Thrust suite)
     const auto file = std::filesystem::temp_directory_path() / ("xgrad_train_opt_" + std::string(D::name) + ".st");
@@ -169,8 +168,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(optimizer_state_lives_on_the_device_and_saves_thro
     auto on_ref = xgrad::optim::adam(c, {});
     xgrad::load(on_ref, file);
     std::filesystem::remove(file);
-    BOOST_TEST(on_host(*on_ref.state(c[1])->find("max_exp_avg_sq")) ==
-               on_host(*opt.state(p[1])->find("max_exp_avg_sq")));
+    BOOST_TEST(host(*on_ref.state(c[1])->find("max_exp_avg_sq")) ==
+               host(*opt.state(p[1])->find("max_exp_avg_sq")));
     BOOST_TEST(on_ref.state(c[1])->step == 4);
 }
 
@@ -187,14 +186,14 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(gradient_clipping_matches_the_reference, D, device
         BOOST_TEST(std::abs(nd - nr) <= 1e-5 * nr, what << ": norm " << nd << ", want " << nr);
         BOOST_TEST(nd > 0.5);  // so the gradients were scaled
         for (std::size_t i = 0; i < pr.size(); ++i)
-            expect_near(on_host(pd[i].grad()), on_host(pr[i].grad()), what + ", gradient " + std::to_string(i));
+            expect_near(host(pd[i].grad()), host(pr[i].grad()), what + ", gradient " + std::to_string(i));
         BOOST_TEST(std::abs(xgrad::optim::grad_norm(pd, norm_type) - 0.5) < 1e-4, what << " after clipping");
     }
     auto pd = make_params<D>();
     gradients(pd, 1);
-    const auto before = on_host(pd[0].grad());
+    const auto before = host(pd[0].grad());
     xgrad::optim::clip_grad_value_(pd, 0.3);
-    const auto after = on_host(pd[0].grad());
+    const auto after = host(pd[0].grad());
     for (std::size_t i = 0; i < before.size(); ++i) BOOST_TEST(after[i] == std::clamp(before[i], -0.3f, 0.3f));
 }
 
@@ -203,7 +202,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(fused_assignment_runs_on_the_device, D, device_sui
     const auto a = xgrad::to<D>(values({4, 6}, 5).clone());
     const auto b = xgrad::to<D>(values({4, 6}, 6).clone());
     const auto row = xgrad::to<D>(values({6}, 7));
-    const auto a0 = on_host(a), b0 = on_host(b), r = on_host(row);
+    const auto a0 = host(a), b0 = host(b), r = host(row);
     // in order: the second expression reads the new a; a broadcast operand and a reduction inside
     xgrad::assign(xgrad::into(a, a * 2.0f + row), xgrad::into(b, b - a * xgrad::sum(row)));
     float rs = 0;
@@ -213,15 +212,15 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(fused_assignment_runs_on_the_device, D, device_sui
         wa[i] = a0[i] * 2.0f + r[i % 6];
         wb[i] = b0[i] - wa[i] * rs;
     }
-    expect_near(on_host(a), wa, "first destination");
-    expect_near(on_host(b), wb, "second destination", 1e-5, 1e-5);
+    expect_near(host(a), wa, "first destination");
+    expect_near(host(b), wb, "second destination", 1e-5, 1e-5);
     // a strided destination (a transposed view) and the one-destination form
     const auto t = xgrad::zeros<float, D>({6, 4});
     xgrad::assign(t.transpose(0, 1), a + 1.0f);
     std::vector<float> wt(24);
     for (std::size_t i = 0; i < 4; ++i)
         for (std::size_t j = 0; j < 6; ++j) wt[j * 4 + i] = wa[i * 6 + j] + 1.0f;
-    expect_near(on_host(t), wt, "transposed destination");
+    expect_near(host(t), wt, "transposed destination");
     BOOST_CHECK_THROW(xgrad::assign(xgrad::into(a, a), xgrad::into(row, row)), xgrad::shape_error);
     BOOST_CHECK_THROW(xgrad::assign(row, a), xgrad::shape_error);
 }
@@ -287,8 +286,8 @@ inline std::vector<std::pair<xgrad::tensor<float>, xgrad::tensor<float>>> regres
 template <class M>
 std::vector<std::pair<std::string, std::vector<float>>> host_state(M& m) {
     std::vector<std::pair<std::string, std::vector<float>>> out;
-    for (auto& [n, p] : xgrad::nn::named_parameters(m)) out.emplace_back(n, on_host(p.value()));
-    for (auto& [n, t] : xgrad::nn::named_buffers(m)) out.emplace_back(n, on_host(t));
+    for (auto& [n, p] : xgrad::nn::named_parameters(m)) out.emplace_back(n, host(p.value()));
+    for (auto& [n, t] : xgrad::nn::named_buffers(m)) out.emplace_back(n, host(t));
     return out;
 }
 
@@ -334,10 +333,10 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(library_layers_move_to_the_device_and_back, D, dev
     nn::manual_seed(5);
     nn::linear<float, D> ld(7, 5);
     nn::embedding<float, D> ed(10, 4);
-    BOOST_TEST(on_host(ld.weight.value()) == lc.weight.value().to_vector());
-    BOOST_TEST(on_host(ld.bias.value()) == lc.bias.value().to_vector());
-    BOOST_TEST(on_host(ed.weight.value()) == ec.weight.value().to_vector());
-    BOOST_TEST(on_host(xgrad::to<D>(ec).weight.value()) == ec.weight.value().to_vector());
+    BOOST_TEST(host(ld.weight.value()) == lc.weight.value().to_vector());
+    BOOST_TEST(host(ld.bias.value()) == lc.bias.value().to_vector());
+    BOOST_TEST(host(ed.weight.value()) == ec.weight.value().to_vector());
+    BOOST_TEST(host(xgrad::to<D>(ec).weight.value()) == ec.weight.value().to_vector());
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(user_layers_move_by_constructor_or_by_copy_state, D, device_suite::subset) {
@@ -353,7 +352,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(user_layers_move_by_constructor_or_by_copy_state, 
     rc.b.value().fill(0.25f);
     rc.calls.fill(3);
     readout<float, D> rd(6);  // other random values
-    BOOST_TEST(on_host(rd.w.value()) != rc.w.value().to_vector());
+    BOOST_TEST(host(rd.w.value()) != rc.w.value().to_vector());
     nn::copy_state(rd, rc);
     BOOST_TEST((host_state(rd) == host_state(rc)));
     readout<float, D> wrong(5);
@@ -368,7 +367,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(user_layers_move_by_constructor_or_by_copy_state, 
     const auto yr = xgrad::eval(rr(mr(xgrad::to<reference>(x))));
     const auto yd = xgrad::eval(rd(dev(xgrad::to<D>(x))));
     static_assert(std::is_same_v<typename decltype(yd)::device_type, D>);
-    expect_near(on_host(yd), on_host(yr), "outputs", 1e-5, 1e-6);
+    expect_near(host(yd), host(yr), "outputs", 1e-5, 1e-6);
 }
 
 // the reference is the CPU in the Thrust suite
@@ -392,8 +391,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(checkpoint_of_a_device_model_loads_into_a_cpu_mode
     const auto report = xgrad::load(ref_model, file);
     BOOST_TEST(report.loaded == 4u);
     BOOST_TEST((host_state(ref_model) == host_state(dev)));  // bit for bit
-    const auto yr = on_host(xgrad::eval(ref_model(xgrad::to<reference>(x))));
-    expect_near(on_host(xgrad::eval(dev(xd))), yr, "outputs after loading");
+    const auto yr = host(xgrad::eval(ref_model(xgrad::to<reference>(x))));
+    expect_near(host(xgrad::eval(dev(xd))), yr, "outputs after loading");
 
     // and back into another device model
     nn::manual_seed(98);
@@ -431,7 +430,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(fit_trains_a_device_model_like_the_reference, D, d
                           .progress = false});
         r.eval_loss = xgrad::evaluate(model, nn::mse_loss(), batches)["loss"];
         r.predicted = xgrad::predict(model, batches[0].first, {.batch_size = 5, .probabilities = false}).to_vector();
-        r.weights = on_host(model.template get<0>().scale.value());
+        r.weights = host(model.template get<0>().scale.value());
         return r;
     };
     const run want = train(std::type_identity<reference>{});
