@@ -112,6 +112,7 @@ function(xgrad_add_doc_snippets)
   file(MAKE_DIRECTORY "${ARG_OUTPUT_DIR}")
 
   set(_generated)
+  set(_targets)
   set(_total 0)
   foreach(_md IN LISTS _pages)
     set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_md}")
@@ -134,9 +135,14 @@ function(xgrad_add_doc_snippets)
       target_link_libraries(${_name} PRIVATE ${ARG_LINK_LIBRARIES})
       add_test(NAME ${_name} COMMAND ${_name} WORKING_DIRECTORY "${ARG_WORKING_DIRECTORY}")
       set_tests_properties(${_name} PROPERTIES LABELS docs)
+      list(APPEND _targets ${_name})
       math(EXPR _total "${_total} + 1")
     endforeach()
   endforeach()
+
+  if(_targets AND COMMAND xgrad_use_test_pch)
+    xgrad_use_test_pch(${_targets})
+  endif()
 
   # Drop files of snippets that no longer exist.
   file(GLOB _existing "${ARG_OUTPUT_DIR}/*.cpp")
