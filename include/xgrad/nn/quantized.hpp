@@ -230,13 +230,14 @@ public:
         for (std::size_t i = 0; i < in.size(); ++i) xq[i] = quantize_uint8(in.data()[i], p);
         const std::size_t M = static_cast<std::size_t>(OH * OW), kp = packed_.kp;
         auto out = tensor<float>::uninitialized({s[0], ws[0], static_cast<std::size_t>(OH), static_cast<std::size_t>(OW)});
-        std::vector<float> tile(M * static_cast<std::size_t>(OC));
+        // one GEMM over the whole batch: rows (n, oh, ow), so threads split a large M
+        const std::size_t rows = static_cast<std::size_t>(N) * M;
+        a_.assign(rows * kp, 0);
         for (std::ptrdiff_t n = 0; n < N; ++n) {
-            a_.assign(M * kp, 0);
             const std::uint8_t* xs = xq.data() + n * C * H * W;
             for (std::ptrdiff_t oh = 0; oh < OH; ++oh)
                 for (std::ptrdiff_t ow = 0; ow < OW; ++ow) {
-                    std::uint8_t* row = a_.data() + static_cast<std::size_t>(oh * OW + ow) * kp;
+                    std::uint8_t* row = a_.data() + (static_cast<std::size_t>(n) * M + static_cast<std::size_t>(oh * OW + ow)) * kp;
                     for (std::ptrdiff_t c = 0; c < C; ++c)
                         for (std::ptrdiff_t kh = 0; kh < KH; ++kh)
                             for (std::ptrdiff_t kw = 0; kw < KW; ++kw) {
@@ -246,12 +247,16 @@ public:
                                 *row++ = inside ? xs[(c * H + ih) * W + iw] : static_cast<std::uint8_t>(p.zero_point);
                             }
                 }
-            int8_gemm(a_.data(), M, packed_,
-                      {.c = tile.data(), .a_scale = p.scale, .a_zero_point = p.zero_point, .w_scale = scale.data(),
-                       .bias = bias.data()});
+        }
+        std::vector<float> tile(rows * static_cast<std::size_t>(OC));
+        int8_gemm(a_.data(), rows, packed_,
+                  {.c = tile.data(), .a_scale = p.scale, .a_zero_point = p.zero_point, .w_scale = scale.data(),
+                   .bias = bias.data()});
+        for (std::ptrdiff_t n = 0; n < N; ++n) {  // {n, m, oc} -> {n, oc, m}
             float* o = out.data() + static_cast<std::size_t>(n * OC) * M;
+            const float* t = tile.data() + static_cast<std::size_t>(n) * M * static_cast<std::size_t>(OC);
             for (std::size_t m = 0; m < M; ++m)
-                for (std::ptrdiff_t oc = 0; oc < OC; ++oc) o[static_cast<std::size_t>(oc) * M + m] = tile[m * OC + oc];
+                for (std::ptrdiff_t oc = 0; oc < OC; ++oc) o[static_cast<std::size_t>(oc) * M + m] = t[m * OC + oc];
         }
         return out;
     }

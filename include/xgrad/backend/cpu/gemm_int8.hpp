@@ -115,29 +115,30 @@ inline void int8_kernel_portable(const std::uint8_t* a, std::size_t m0, std::siz
 }
 
 #if XGRAD_INT8_VNNI
-/// MR rows x 64 columns with vpdpbusd: 4 * MR zmm accumulators, each k-step of 4 loads four
-/// 64-byte B rows and broadcasts 4 A bytes per row.
-template <std::size_t MR>
+/// MR rows x 16 NB columns with vpdpbusd: MR * NB zmm accumulators; each k-step of 4 loads NB
+/// 64-byte B rows and broadcasts 4 A bytes per row. (NB < 4 only for a last block whose
+/// columns end early: no work on the padding.)
+template <std::size_t MR, std::size_t NB>
 void int8_kernel_vnni(const std::uint8_t* a, std::size_t m0, std::size_t j0, const packed_int8_weights& w,
                       const int8_epilogue& e) {
-    __m512i acc[MR][4];
+    __m512i acc[MR][NB];
     for (std::size_t i = 0; i < MR; ++i)
-        for (std::size_t b = 0; b < 4; ++b) acc[i][b] = _mm512_setzero_si512();
+        for (std::size_t b = 0; b < NB; ++b) acc[i][b] = _mm512_setzero_si512();
     const std::size_t k4 = w.kp / 4;
-    const std::int8_t* bp[4];
-    for (std::size_t b = 0; b < 4; ++b) bp[b] = w.data.data() + ((j0 / 16 + b) * k4) * 64;
+    const std::int8_t* bp[NB];
+    for (std::size_t b = 0; b < NB; ++b) bp[b] = w.data.data() + ((j0 / 16 + b) * k4) * 64;
     const std::uint8_t* ar = a + m0 * w.kp;
     for (std::size_t q = 0; q < k4; ++q) {
-        __m512i bv[4];
-        for (std::size_t b = 0; b < 4; ++b) bv[b] = _mm512_loadu_si512(bp[b] + q * 64);
+        __m512i bv[NB];
+        for (std::size_t b = 0; b < NB; ++b) bv[b] = _mm512_loadu_si512(bp[b] + q * 64);
         for (std::size_t i = 0; i < MR; ++i) {
             std::int32_t a4;
             std::memcpy(&a4, ar + i * w.kp + q * 4, 4);
             const __m512i av = _mm512_set1_epi32(a4);
-            for (std::size_t b = 0; b < 4; ++b) acc[i][b] = _mm512_dpbusd_epi32(acc[i][b], av, bv[b]);
+            for (std::size_t b = 0; b < NB; ++b) acc[i][b] = _mm512_dpbusd_epi32(acc[i][b], av, bv[b]);
         }
     }
-    for (std::size_t b = 0; b < 4; ++b) {
+    for (std::size_t b = 0; b < NB; ++b) {
         const std::size_t j = j0 + b * 16;
         if (j >= w.n) break;
         const __mmask16 mask = w.n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (w.n - j)) - 1);
@@ -156,6 +157,13 @@ void int8_kernel_vnni(const std::uint8_t* a, std::size_t m0, std::size_t j0, con
         }
     }
 }
+
+template <std::size_t MR, std::size_t NB>
+void int8_rows_vnni(const std::uint8_t* a, std::size_t m, std::size_t r1, std::size_t j0, const packed_int8_weights& w,
+                    const int8_epilogue& e) {
+    for (; m + MR <= r1; m += MR) int8_kernel_vnni<MR, NB>(a, m, j0, w, e);
+    for (; m < r1; ++m) int8_kernel_vnni<1, NB>(a, m, j0, w, e);
+}
 #endif
 
 /// Rows [r0, r1) x column blocks [c0, c1) (blocks of 64 columns).
@@ -166,8 +174,12 @@ inline void int8_gemm_block(const std::uint8_t* a, std::size_t r0, std::size_t r
         const std::size_t j0 = cb * 64;
         std::size_t m = r0;
 #if XGRAD_INT8_VNNI
-        for (; m + MR <= r1; m += MR) int8_kernel_vnni<MR>(a, m, j0, w, e);
-        for (; m < r1; ++m) int8_kernel_vnni<1>(a, m, j0, w, e);
+        switch (std::min<std::size_t>(4, (w.n - j0 + 15) / 16)) {
+            case 1: int8_rows_vnni<MR, 1>(a, m, r1, j0, w, e); break;
+            case 2: int8_rows_vnni<MR, 2>(a, m, r1, j0, w, e); break;
+            case 3: int8_rows_vnni<MR, 3>(a, m, r1, j0, w, e); break;
+            default: int8_rows_vnni<MR, 4>(a, m, r1, j0, w, e); break;
+        }
 #else
         int8_kernel_portable(a, m, r1 - m, j0, w, e);
 #endif
