@@ -169,7 +169,9 @@ void int8_rows_vnni(const std::uint8_t* a, std::size_t m, std::size_t r1, std::s
 /// Rows [r0, r1) x column blocks [c0, c1) (blocks of 64 columns).
 inline void int8_gemm_block(const std::uint8_t* a, std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1,
                             const packed_int8_weights& w, const int8_epilogue& e) {
+#if XGRAD_INT8_VNNI
     constexpr std::size_t MR = 4;
+#endif
     for (std::size_t cb = c0; cb < c1; ++cb) {
         const std::size_t j0 = cb * 64;
         std::size_t m = r0;
