@@ -10,6 +10,8 @@
 #include "nn/module.hpp"
 #include "nn/normalization.hpp"
 #include "nn/pooling.hpp"
+#include "nn/prune.hpp"
+#include "nn/quantized.hpp"
 #include "nn/sequential.hpp"
 #include "nn/summary.hpp"
 #include "nn/transfer.hpp"

@@ -23,6 +23,10 @@ struct grad_state {
     bool zero_filled = false;   // ... and its memory actually holds zeros
     bool requires_grad = true;
     std::string name;
+    // Pruning (nn/prune.hpp): `value` holds orig * mask; the mask (1 keeps, 0 prunes) and the
+    // original values at pruned places (what PyTorch keeps as "<name>_orig") are kept here.
+    bool pruned = false;
+    tensor<T, Device> prune_mask, prune_orig;
 
     explicit grad_state(tensor<T, Device> v, std::string n = {})
         : value(std::move(v)), grad_storage(tensor<T, Device>::uninitialized(value.shape())), name(std::move(n)) {}

@@ -115,6 +115,14 @@ inline void require_in_unit_interval(const char* opt, const char* what, double v
         throw value_error(std::string(opt) + ": " + what + " must be in [0, 1), got " + format_number(v));
 }
 
+/// t *= m element-wise (same shape, contiguous host tensors): how pruning masks are enforced.
+template <class T>
+void multiply_in_place(const tensor<T>& t, const tensor<T>& m) {
+    T* p = t.data();
+    const T* q = m.data();
+    for (std::size_t i = 0, n = t.size(); i < n; ++i) p[i] *= q[i];
+}
+
 }  // namespace detail
 
 template <class Derived, class T, class Options, class Device = device::cpu>
@@ -184,7 +192,15 @@ public:
                 if (!p.requires_grad() || p.state().grad_zero) continue;
                 state_type& s = state_[g][i];
                 ++s.step;
-                self().update(p, p.grad(), s, o);
+                if constexpr (std::is_same_v<Device, device::cpu>) {
+                    // a pruned parameter: d loss / d orig = mask * d loss / d weight, and the
+                    // update leaves pruned places at exactly zero (weight decay, momentum)
+                    if (p.state().pruned) detail::multiply_in_place(p.grad(), p.state().prune_mask);
+                    self().update(p, p.grad(), s, o);
+                    if (p.state().pruned) detail::multiply_in_place(p.value(), p.state().prune_mask);
+                } else {
+                    self().update(p, p.grad(), s, o);
+                }
             }
         }
     }

@@ -82,6 +82,18 @@ std::vector<std::string> batch_norm_counters(M& m) {
     return std::move(v.out);
 }
 
+/// A pruned parameter's original values: its value where the mask keeps, the values it had
+/// when pruned elsewhere (PyTorch's "<name>_orig").
+template <class T>
+tensor<T> pruned_orig(const xgrad::detail::grad_state<T>& s) {
+    auto out = s.value.clone();
+    const T* m = s.prune_mask.data();
+    const T* o = s.prune_orig.data();
+    for (std::size_t i = 0; i < out.size(); ++i)
+        if (m[i] == T(0)) out.data()[i] = o[i];
+    return out;
+}
+
 }  // namespace detail::ckpt
 
 /// The model's parameters and buffers by dotted name, sharing their storage (clone the tensors
@@ -90,7 +102,16 @@ std::vector<std::string> batch_norm_counters(M& m) {
 template <nn::layer M>
 std::vector<io::named_tensor> state_dict(M& model) {
     std::vector<io::named_tensor> out;
-    for (auto& [name, p] : nn::named_parameters(model)) out.push_back({name, to<device::cpu>(p.value()), ""});
+    for (auto& [name, p] : nn::named_parameters(model)) {
+        if constexpr (std::is_same_v<nn::device_type_of<M>, device::cpu>) {
+            if (p.state().pruned) {  // as torch.nn.utils.prune: "<name>_orig" and the buffer "<name>_mask"
+                out.push_back({name + "_orig", detail::ckpt::pruned_orig(p.state()), ""});
+                out.push_back({name + "_mask", p.state().prune_mask, ""});
+                continue;
+            }
+        }
+        out.push_back({name, to<device::cpu>(p.value()), ""});
+    }
     for (auto& [name, t] : nn::named_buffers(model)) out.push_back({name, to<device::cpu>(t), ""});
     for (auto& name : detail::ckpt::batch_norm_counters(model)) out.push_back({name, zeros<std::int64_t>({}), ""});
     return out;
@@ -127,7 +148,18 @@ load_report load_state_dict(M& model, const std::vector<io::named_tensor>& state
     using T = nn::value_type_of<M>;
     using D = nn::device_type_of<M>;
     std::vector<std::pair<std::string, tensor<T, D>>> targets;
-    for (auto& [name, p] : nn::named_parameters(model)) targets.emplace_back(name, p.value());
+    std::vector<parameter<T, D>> pruned;
+    for (auto& [name, p] : nn::named_parameters(model)) {
+        if constexpr (std::is_same_v<D, device::cpu>) {
+            if (p.state().pruned) {
+                targets.emplace_back(name + "_orig", p.value());
+                targets.emplace_back(name + "_mask", p.state().prune_mask);
+                pruned.push_back(p);
+                continue;
+            }
+        }
+        targets.emplace_back(name, p.value());
+    }
     for (auto& [name, t] : nn::named_buffers(model)) targets.emplace_back(name, t);
 
     load_report r;
@@ -157,6 +189,12 @@ load_report load_state_dict(M& model, const std::vector<io::named_tensor>& state
     }
     if (o.strict && !r.ok()) throw value_error(source + ": the checkpoint does not match the model: " + r.to_string());
     for (auto& [dst, src] : plan) dst->assign(to<D>(detail::ckpt::converted<T>(src->value)));
+    if constexpr (std::is_same_v<D, device::cpu>)
+        for (auto& p : pruned) {  // value = orig * mask, the originals kept for pruned places
+            auto& s = p.state();
+            s.prune_orig = s.value.clone();
+            optim::detail::multiply_in_place(s.value, s.prune_mask);
+        }
     r.loaded = plan.size();
     return r;
 }

@@ -1,0 +1,426 @@
+#pragma once
+// int8 quantization for inference, as torch.ao.quantization:
+//
+//   auto q = quant::quantize_dynamic(model);   // linear -> quantized_linear
+//   auto s = quant::prepare_static(model);     // also conv2d -> quantized_conv2d, observing
+//   for (a few batches) s(batch);              // calibration: min/max of each conv's input
+//   quant::convert(s);                         // fixes the conv input scales
+//   quant::save(s, "model_int8.safetensors");  quant::load(s2, "model_int8.safetensors");
+//
+// Weights: per output channel, symmetric int8: w_q = clamp(round(w / s_w), -127, 127) with
+// s_w = max |w| / 127 over the channel (1 for an all-zero channel). -128 is left unused so that
+// the int32 sums of backend/cpu/gemm_int8.hpp keep their bound and negation stays exact.
+// Activations: per tensor, asymmetric uint8 over the full range [0, 255] (no reduce_range: the
+// VNNI kernel does not saturate, see gemm_int8.hpp): with lo = min(min x, 0), hi = max(max x, 0),
+// s_x = (hi - lo) / 255 and z = clamp(round(-lo / s_x), 0, 255), x_q = clamp(round(x / s_x) + z).
+// quantized_linear computes s_x, z from each input (dynamic); quantized_conv2d from the min/max
+// its observer saw during calibration (static; inputs outside are clamped). Both return float:
+// y = s_x s_w[n] (sum_k x_q w_q - z sum_k w_q) + b. Rounding is to nearest, halves to even.
+// Quantized layers are inference-only (no gradients). Unquantized layers of the model (relu,
+// pools, flatten ...) are copied; their parameters stay shared with the float model.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "../autodiff/backward.hpp"
+#include "../backend/cpu/gemm_int8.hpp"
+#include "../core/error.hpp"
+#include "../io/safetensors.hpp"
+#include "conv.hpp"
+#include "linear.hpp"
+#include "module.hpp"
+#include "sequential.hpp"
+
+namespace xgrad::quant {
+
+/// Scale and zero point of per-tensor asymmetric uint8 quantization of the range [lo, hi].
+struct uint8_params {
+    float scale = 1;
+    std::int32_t zero_point = 0;
+};
+inline uint8_params choose_uint8_params(float lo, float hi) {
+    lo = std::min(lo, 0.0f);
+    hi = std::max(hi, 0.0f);
+    uint8_params p;
+    p.scale = (hi - lo) / 255.0f;
+    if (!(p.scale > 0) || !std::isfinite(p.scale)) p.scale = 1;
+    p.zero_point = static_cast<std::int32_t>(std::clamp(std::nearbyint(-lo / p.scale), 0.0f, 255.0f));
+    return p;
+}
+
+inline std::uint8_t quantize_uint8(float x, const uint8_params& p) {
+    const float q = std::nearbyint(x / p.scale) + static_cast<float>(p.zero_point);
+    return static_cast<std::uint8_t>(std::clamp(q, 0.0f, 255.0f));
+}
+
+namespace detail {
+
+/// Per-row symmetric int8 of w {rows, cols}: q and the row scales.
+inline void quantize_rows(const float* w, std::size_t rows, std::size_t cols, std::int8_t* q, float* scale) {
+    for (std::size_t r = 0; r < rows; ++r) {
+        float amax = 0;
+        for (std::size_t c = 0; c < cols; ++c) amax = std::max(amax, std::abs(w[r * cols + c]));
+        scale[r] = amax > 0 ? amax / 127.0f : 1.0f;
+        for (std::size_t c = 0; c < cols; ++c)
+            q[r * cols + c] = static_cast<std::int8_t>(std::clamp(std::nearbyint(w[r * cols + c] / scale[r]), -127.0f, 127.0f));
+    }
+}
+
+/// x {M, K} float -> a {M, kp} uint8 (zero-padded rows).
+inline void quantize_rows_uint8(const float* x, std::size_t M, std::size_t K, std::size_t kp, const uint8_params& p,
+                                std::vector<std::uint8_t>& a) {
+    a.assign(M * kp, 0);
+    const float inv = 1.0f / p.scale, z = static_cast<float>(p.zero_point);
+    for (std::size_t m = 0; m < M; ++m)
+        for (std::size_t k = 0; k < K; ++k)
+            a[m * kp + k] = static_cast<std::uint8_t>(std::clamp(std::nearbyint(x[m * K + k] * inv) + z, 0.0f, 255.0f));
+}
+
+inline std::pair<float, float> min_max(const float* x, std::size_t n) {
+    float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+    for (std::size_t i = 0; i < n; ++i) {
+        lo = std::min(lo, x[i]);
+        hi = std::max(hi, x[i]);
+    }
+    return {lo, hi};
+}
+
+template <class X>
+tensor<float> host_input(X&& x) {
+    auto t = xgrad::eval(std::forward<X>(x));
+    static_assert(std::is_same_v<decltype(t), tensor<float>>, "xgrad::quant: quantized layers take float host inputs");
+    return t.contiguous();
+}
+
+}  // namespace detail
+
+/// A linear layer with int8 weights and dynamically quantized uint8 inputs (torch's
+/// nn.quantized.dynamic.Linear). Members (saved by quant::save): weight {out, in} int8,
+/// scale {out} float, bias {out} float.
+class quantized_linear : public nn::module<quantized_linear> {
+public:
+    static constexpr const char* kind = "quantized_linear";
+    tensor<std::int8_t> weight;
+    tensor<float> scale, bias;
+
+    explicit quantized_linear(const nn::linear<float>& l)
+        : weight(tensor<std::int8_t>::uninitialized(l.weight.shape())),
+          scale(tensor<float>::uninitialized({l.out_features()})),
+          bias(l.bias.value().clone()) {
+        const auto w = l.weight.value().contiguous();
+        detail::quantize_rows(w.data(), l.out_features(), l.in_features(), weight.data(), scale.data());
+        this->set_path(l.path());
+        repack();
+    }
+
+    std::size_t in_features() const { return weight.shape()[1]; }
+    std::size_t out_features() const { return weight.shape()[0]; }
+
+    /// Rebuilds the kernel's packed copy of `weight` (after loading new values into it).
+    void repack() { packed_ = packed_int8_weights(weight.data(), weight.shape()[0], weight.shape()[1]); }
+
+    template <operand X>
+    tensor<float> forward(X&& x) {
+        auto in = detail::host_input(std::forward<X>(x));
+        const shape_t& s = in.shape();
+        const std::size_t K = in_features(), N = out_features();
+        if (s.empty() || s.back() != K)
+            throw shape_error("expected input of shape {..., " + std::to_string(K) + "}, got " + to_string(s));
+        const std::size_t M = in.size() / K;
+        const auto [lo, hi] = detail::min_max(in.data(), in.size());
+        const auto p = choose_uint8_params(lo, hi);
+        detail::quantize_rows_uint8(in.data(), M, K, packed_.kp, p, a_);
+        shape_t os = s;
+        os.back() = N;
+        auto out = tensor<float>::uninitialized(os);
+        int8_gemm(a_.data(), M, packed_,
+                  {.c = out.data(), .a_scale = p.scale, .a_zero_point = p.zero_point, .w_scale = scale.data(),
+                   .bias = bias.data()});
+        return out;
+    }
+
+    template <class F>
+    void for_each_member(F&& f) {
+        f("weight", weight);
+        f("scale", scale);
+        f("bias", bias);
+    }
+
+private:
+    packed_int8_weights packed_;
+    std::vector<std::uint8_t> a_;
+};
+
+/// A conv2d with int8 weights and statically quantized uint8 inputs (groups = 1). Until
+/// quant::convert, forward observes the input range (a min/max observer) and quantizes each
+/// input with its own range; afterwards it uses the observed range. Members: weight
+/// {out, in, kh, kw} int8, scale {out}, bias {out}, input_range {2} (observed min, max).
+class quantized_conv2d : public nn::module<quantized_conv2d> {
+public:
+    static constexpr const char* kind = "quantized_conv2d";
+    tensor<std::int8_t> weight;
+    tensor<float> scale, bias, input_range;
+
+    explicit quantized_conv2d(const nn::conv2d<float>& c) : opt_(c.options()) {
+        const std::string label = nn::detail::layer_label(c);
+        if (opt_.groups != 1)
+            throw value_error("quant: " + label + ": quantized conv2d supports groups = 1 only, got groups = " +
+                              std::to_string(opt_.groups));
+        const shape_t& ws = c.weight.shape();
+        weight = tensor<std::int8_t>::uninitialized(ws);
+        scale = tensor<float>::uninitialized({ws[0]});
+        bias = c.bias.value().clone();
+        input_range = full<float>({2}, std::numeric_limits<float>::quiet_NaN());
+        const auto w = c.weight.value().contiguous();
+        detail::quantize_rows(w.data(), ws[0], ws[1] * ws[2] * ws[3], weight.data(), scale.data());
+        this->set_path(c.path());
+        repack();
+    }
+
+    /// True once convert() fixed the input range.
+    bool calibrated() const { return calibrated_; }
+
+    /// Ends calibration: the input scale and zero point come from the observed range from now on.
+    void freeze() {
+        if (std::isnan(input_range.data()[0]))
+            throw value_error("quant::convert: " + nn::detail::layer_label(*this) +
+                              " has observed no input: run calibration batches through the model first");
+        calibrated_ = true;
+    }
+    void repack() {
+        const shape_t& ws = weight.shape();
+        packed_ = packed_int8_weights(weight.data(), ws[0], ws[1] * ws[2] * ws[3]);
+        calibrated_ = !std::isnan(input_range.data()[0]) && calibrated_;
+    }
+    /// After loading a converted model: fixed input range if the file had one.
+    void set_calibrated(bool on) { calibrated_ = on && !std::isnan(input_range.data()[0]); }
+
+    template <operand X>
+    tensor<float> forward(X&& x) {
+        auto in = detail::host_input(std::forward<X>(x));
+        const shape_t& s = in.shape();
+        const shape_t& ws = weight.shape();
+        if (s.size() != 4 || s[1] != ws[1])
+            throw shape_error("expected input of shape {N, " + std::to_string(ws[1]) + ", H, W}, got " + to_string(s));
+        uint8_params p;
+        if (calibrated_) {
+            p = choose_uint8_params(input_range.data()[0], input_range.data()[1]);
+        } else {
+            auto [lo, hi] = detail::min_max(in.data(), in.size());
+            p = choose_uint8_params(lo, hi);
+            float* r = input_range.data();
+            r[0] = std::isnan(r[0]) ? lo : std::min(r[0], lo);
+            r[1] = std::isnan(r[1]) ? hi : std::max(r[1], hi);
+        }
+        const auto N = static_cast<std::ptrdiff_t>(s[0]), C = static_cast<std::ptrdiff_t>(s[1]),
+                   H = static_cast<std::ptrdiff_t>(s[2]), W = static_cast<std::ptrdiff_t>(s[3]);
+        const auto OC = static_cast<std::ptrdiff_t>(ws[0]), KH = static_cast<std::ptrdiff_t>(ws[2]),
+                   KW = static_cast<std::ptrdiff_t>(ws[3]);
+        const std::ptrdiff_t OH = (H + 2 * opt_.padding.h - opt_.dilation.h * (KH - 1) - 1) / opt_.stride.h + 1;
+        const std::ptrdiff_t OW = (W + 2 * opt_.padding.w - opt_.dilation.w * (KW - 1) - 1) / opt_.stride.w + 1;
+        if (OH < 1 || OW < 1)
+            throw shape_error("input " + to_string(s) + " is smaller than the kernel " + to_string(ws));
+        // quantize the input once, then im2col in uint8 (padding is real 0, i.e. the zero point)
+        std::vector<std::uint8_t> xq(in.size());
+        for (std::size_t i = 0; i < in.size(); ++i) xq[i] = quantize_uint8(in.data()[i], p);
+        const std::size_t M = static_cast<std::size_t>(OH * OW), kp = packed_.kp;
+        auto out = tensor<float>::uninitialized({s[0], ws[0], static_cast<std::size_t>(OH), static_cast<std::size_t>(OW)});
+        // one GEMM over the whole batch: rows (n, oh, ow), so threads split a large M
+        const std::size_t rows = static_cast<std::size_t>(N) * M;
+        a_.assign(rows * kp, 0);
+        for (std::ptrdiff_t n = 0; n < N; ++n) {
+            const std::uint8_t* xs = xq.data() + n * C * H * W;
+            for (std::ptrdiff_t oh = 0; oh < OH; ++oh)
+                for (std::ptrdiff_t ow = 0; ow < OW; ++ow) {
+                    std::uint8_t* row = a_.data() + (static_cast<std::size_t>(n) * M + static_cast<std::size_t>(oh * OW + ow)) * kp;
+                    for (std::ptrdiff_t c = 0; c < C; ++c)
+                        for (std::ptrdiff_t kh = 0; kh < KH; ++kh)
+                            for (std::ptrdiff_t kw = 0; kw < KW; ++kw) {
+                                const std::ptrdiff_t ih = oh * opt_.stride.h - opt_.padding.h + kh * opt_.dilation.h;
+                                const std::ptrdiff_t iw = ow * opt_.stride.w - opt_.padding.w + kw * opt_.dilation.w;
+                                const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+                                *row++ = inside ? xs[(c * H + ih) * W + iw] : static_cast<std::uint8_t>(p.zero_point);
+                            }
+                }
+        }
+        std::vector<float> tile(rows * static_cast<std::size_t>(OC));
+        int8_gemm(a_.data(), rows, packed_,
+                  {.c = tile.data(), .a_scale = p.scale, .a_zero_point = p.zero_point, .w_scale = scale.data(),
+                   .bias = bias.data()});
+        for (std::ptrdiff_t n = 0; n < N; ++n) {  // {n, m, oc} -> {n, oc, m}
+            float* o = out.data() + static_cast<std::size_t>(n * OC) * M;
+            const float* t = tile.data() + static_cast<std::size_t>(n) * M * static_cast<std::size_t>(OC);
+            for (std::size_t m = 0; m < M; ++m)
+                for (std::ptrdiff_t oc = 0; oc < OC; ++oc) o[static_cast<std::size_t>(oc) * M + m] = t[m * OC + oc];
+        }
+        return out;
+    }
+
+    template <class F>
+    void for_each_member(F&& f) {
+        f("weight", weight);
+        f("scale", scale);
+        f("bias", bias);
+        f("input_range", input_range);
+    }
+
+private:
+    xgrad::conv2d_options opt_;
+    packed_int8_weights packed_;
+    std::vector<std::uint8_t> a_;
+    bool calibrated_ = false;
+};
+
+namespace detail {
+
+// The quantized model's type: each layer mapped, sequentials recursively.
+template <class L, bool Static>
+struct quantized_type {
+    using type = L;
+};
+template <bool Static>
+struct quantized_type<nn::linear<float>, Static> {
+    using type = quantized_linear;
+};
+template <>
+struct quantized_type<nn::conv2d<float>, true> {
+    using type = quantized_conv2d;
+};
+template <class... L, bool Static>
+struct quantized_type<nn::sequential<L...>, Static> {
+    using type = nn::sequential<typename quantized_type<L, Static>::type...>;
+};
+
+template <class L, bool Static>
+auto quantize(const L& m, const char* fn) {
+    using Q = typename quantized_type<L, Static>::type;
+    if constexpr (std::is_same_v<Q, L>)
+        throw value_error(std::string("quant::") + fn + ": " + nn::detail::layer_label(m) + " has no layer to quantize");
+    else
+        return Q(m);
+}
+
+struct freezer {
+    template <class P>
+    void on_parameter(const std::string&, const P&) {}
+    template <class B>
+    void on_buffer(const std::string&, const B&) {}
+    template <class L>
+    void on_layer(const std::string&, L& l) {
+        if constexpr (std::is_same_v<L, quantized_conv2d>) l.freeze();
+    }
+};
+
+/// Every tensor of a model by dotted name (parameters' values and buffers of any type).
+struct tensor_collector {
+    std::vector<io::named_tensor> out;
+    template <class P>
+    void on_parameter(const std::string& path, const P& p) {
+        out.push_back({path, p.value(), ""});
+    }
+    template <class B>
+    void on_buffer(const std::string& path, const B& t) {
+        if constexpr (io::safetensors_element<typename B::value_type>) out.push_back({path, t, ""});
+    }
+    template <class L>
+    void on_layer(const std::string&, L&) {}
+};
+
+struct repacker {
+    bool calibrated;
+    template <class P>
+    void on_parameter(const std::string&, const P&) {}
+    template <class B>
+    void on_buffer(const std::string&, const B&) {}
+    template <class L>
+    void on_layer(const std::string&, L& l) {
+        if constexpr (std::is_same_v<L, quantized_linear>) l.repack();
+        if constexpr (std::is_same_v<L, quantized_conv2d>) {
+            l.repack();
+            l.set_calibrated(calibrated);
+        }
+    }
+};
+
+}  // namespace detail
+
+/// The model with every nn::linear<float> replaced by a quantized_linear (dynamic quantization).
+/// value_error naming the model when it holds no linear layer.
+template <nn::layer M>
+auto quantize_dynamic(const M& model) {
+    return detail::quantize<M, false>(model, "quantize_dynamic");
+}
+
+/// The model with linear -> quantized_linear and conv2d -> quantized_conv2d (observing): run a
+/// few calibration batches through it, then call convert(). value_error naming the layer for a
+/// conv2d it cannot quantize (groups > 1).
+template <nn::layer M>
+auto prepare_static(const M& model) {
+    return detail::quantize<M, true>(model, "prepare_static");
+}
+
+/// Ends calibration: every quantized_conv2d uses the input range it observed. value_error
+/// naming a layer that observed nothing.
+template <nn::layer M>
+M& convert(M& model) {
+    detail::freezer v;
+    nn::detail::walk(model, std::string{}, v);
+    return model;
+}
+
+/// Saves a (quantized) model: every parameter and buffer under its dotted name in its own
+/// dtype (int8 weights as I8, scales as F32), atomically.
+template <nn::layer M>
+void save(M& model, const std::filesystem::path& path) {
+    detail::tensor_collector v;
+    nn::detail::walk(model, std::string{}, v);
+    io::save_safetensors(path, v.out, {{"format", "pt"}, {"quantization", "xgrad-int8"}});
+}
+
+/// Loads what save() wrote into a model of the same structure (e.g. prepare_static(float_model)
+/// or quantize_dynamic(float_model)); the loaded model is converted. value_error listing every
+/// missing, mismatched (shape or dtype) or unexpected tensor, before anything is changed.
+template <nn::layer M>
+void load(M& model, const std::filesystem::path& path) {
+    const auto file = io::load_safetensors(path);
+    detail::tensor_collector v;
+    nn::detail::walk(model, std::string{}, v);
+    std::string problems;
+    auto add = [&](const std::string& s) { problems += (problems.empty() ? "" : "; ") + s; };
+    for (auto& dst : v.out) {
+        const auto* src = file.find(dst.name);
+        if (!src) {
+            add("missing " + dst.name);
+            continue;
+        }
+        const bool same = std::visit(
+            [](const auto& a, const auto& b) {
+                return std::is_same_v<std::remove_cvref_t<decltype(a)>, std::remove_cvref_t<decltype(b)>> &&
+                       a.shape() == b.shape();
+            },
+            src->value, dst.value);
+        if (!same) add(dst.name + ": dtype or shape differs from the model's");
+    }
+    for (auto& t : file.tensors) {
+        bool known = false;
+        for (auto& dst : v.out) known = known || dst.name == t.name;
+        if (!known) add("unexpected " + t.name);
+    }
+    if (!problems.empty()) throw value_error(path.string() + ": the file does not match the model: " + problems);
+    for (auto& dst : v.out)
+        std::visit(
+            [&](const auto& d) {
+                using D = std::remove_cvref_t<decltype(d)>;
+                d.assign(std::get<D>(file.find(dst.name)->value));
+            },
+            dst.value);
+    detail::repacker r{true};
+    nn::detail::walk(model, std::string{}, r);
+}
+
+}  // namespace xgrad::quant
