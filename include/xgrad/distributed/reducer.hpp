@@ -78,9 +78,14 @@ public:
     gradient_reducer& operator=(const gradient_reducer&) = delete;
     gradient_reducer(gradient_reducer&&) = default;
     ~gradient_reducer() {
-        // a reduction abandoned by an exception: its buffers must outlive MPI's use of them
+        // A reduction abandoned by an exception (a timeout: a peer is gone) never completes and
+        // a collective cannot be cancelled, so waiting would hang. MPI may still write the
+        // buffers: hand them over (leaked on purpose; the run is ending, see run()).
         for (auto& r : reqs_)
-            if (r != MPI_REQUEST_NULL) MPI_Wait(&r, MPI_STATUS_IGNORE);
+            if (r != MPI_REQUEST_NULL) {
+                new std::vector<bucket>(std::move(buckets_));  // NOLINT: intentionally never freed
+                return;
+            }
     }
 
     std::size_t num_buckets() const noexcept { return buckets_.size(); }
