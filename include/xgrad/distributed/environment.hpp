@@ -87,14 +87,23 @@ inline void terminate_handler() noexcept {
     abort_all(why);
 }
 
-/// Waits for `req` against the deadline: MPI only progresses inside its calls, so the loop
-/// tests, yields for the first milliseconds (latency) and then sleeps briefly (leaves the
-/// cores to the other ranks' compute).
+/// Between two tests of a request: spin for the first 100 ms (MPI's non-blocking collectives
+/// progress only inside MPI calls, one round per call: sleeping between rounds multiplies a
+/// ring's latency), yield up to 1 s, then sleep briefly (a peer that is late or gone).
+inline void pause_between_tests(std::chrono::steady_clock::duration waited) {
+    if (waited < std::chrono::milliseconds(100)) return;
+    if (waited < std::chrono::seconds(1))
+        std::this_thread::yield();
+    else
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+}
+
+/// Waits for `req` against the deadline (timeout_setting()).
 inline void wait(MPI_Request& req, const char* what) {
     using clock = std::chrono::steady_clock;
     const auto start = clock::now();
     const auto limit = std::chrono::duration<double>(timeout_setting());
-    for (int spins = 0;; ++spins) {
+    for (;;) {
         int done = 0;
         check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), what);
         if (done) return;
@@ -103,10 +112,7 @@ inline void wait(MPI_Request& req, const char* what) {
             throw distributed_error("xgrad::distributed: " + std::string(what) + " timed out on " + rank_label() +
                                     " after " + std::to_string(timeout_setting()) +
                                     " s (another rank failed or stopped calling the same collectives)");
-        if (waited < std::chrono::milliseconds(5))
-            std::this_thread::yield();
-        else
-            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        pause_between_tests(waited);
     }
 }
 
@@ -125,10 +131,7 @@ inline int wait_any(std::vector<MPI_Request>& reqs, const char* what) {
             throw distributed_error("xgrad::distributed: " + std::string(what) + " timed out on " + rank_label() +
                                     " after " + std::to_string(timeout_setting()) +
                                     " s (another rank failed or stopped calling the same collectives)");
-        if (waited < std::chrono::milliseconds(5))
-            std::this_thread::yield();
-        else
-            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        pause_between_tests(waited);
     }
 }
 

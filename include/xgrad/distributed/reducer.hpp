@@ -33,6 +33,10 @@ struct reducer_options {
     /// Divide the summed gradients by the number of ranks (the mean over the global batch when
     /// every rank's loss is the mean over its equal share of it).
     bool average = true;
+    /// true: MPI_Iallreduce per bucket, each unpacked as it completes; false: a blocking
+    /// MPI_Allreduce per bucket (Open MPI's blocking collectives use tuned algorithms that its
+    /// non-blocking ones lack: see docs/distributed.md for both measured).
+    bool non_blocking = true;
 };
 
 /// Averages the gradients of a fixed list of parameters across MPI_COMM_WORLD. Every rank
@@ -154,7 +158,11 @@ public:
                 at += b.params[i].size();
                 b.buffer[b.elements + i] = has ? T(1) : T(0);
             }
-            if (size_ > 1) {
+            if (size_ > 1 && !opt_.non_blocking) {
+                detail::check(MPI_Allreduce(MPI_IN_PLACE, b.buffer.data(), static_cast<int>(b.buffer.size()),
+                                            detail::mpi_type<T>(), MPI_SUM, MPI_COMM_WORLD),
+                              "MPI_Allreduce");
+            } else if (size_ > 1) {
                 detail::check(MPI_Iallreduce(MPI_IN_PLACE, b.buffer.data(), static_cast<int>(b.buffer.size()),
                                              detail::mpi_type<T>(), MPI_SUM, MPI_COMM_WORLD, &reqs_[k]),
                               "MPI_Iallreduce");
@@ -169,7 +177,7 @@ public:
     void finish() {
         if (!started_) throw value_error("distributed::gradient_reducer: finish() without start()");
         started_ = false;
-        if (size_ == 1) {
+        if (size_ == 1 || !opt_.non_blocking) {
             for (auto& b : buckets_) unpack(b);
             return;
         }
