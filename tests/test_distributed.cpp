@@ -111,11 +111,13 @@ BOOST_AUTO_TEST_CASE(ddp_steps_equal_a_single_process_run_on_the_global_batch) {
     const tensor<float> xs = x.slice(0, r * local, (r + 1) * local).contiguous();
     const tensor<std::int64_t> ys = y.slice(0, r * local, (r + 1) * local).contiguous();
 
-    for (std::size_t bucket : {std::size_t{64}, std::size_t{25} << 20}) {  // many buckets, then one
+    // many buckets, one bucket, many buckets reduced with blocking MPI_Allreduce
+    for (const dist::reducer_options ro : {dist::reducer_options{.bucket_bytes = 64},
+                                           dist::reducer_options{},
+                                           dist::reducer_options{.bucket_bytes = 64, .non_blocking = false}}) {
         mlp single(5), ddp(5 + static_cast<std::uint64_t>(dist::rank()));
         xgrad::optim::adam<float> ref_opt(single.parameters(), {.lr = 0.05});
-        dist::distributed_optimizer opt(xgrad::optim::adam<float>(ddp.parameters(), {.lr = 0.05}),
-                                        {.bucket_bytes = bucket});
+        dist::distributed_optimizer opt(xgrad::optim::adam<float>(ddp.parameters(), {.lr = 0.05}), ro);
         opt.broadcast_parameters();
         for (int step = 0; step < 6; ++step) {
             ref_opt.zero_grad();
