@@ -25,6 +25,8 @@ packages=(
   libopenblas-dev
   zlib1g-dev
   dataset-fashion-mnist
+  libopenmpi-dev
+  openmpi-bin
 )
 # Never install libthrust-dev / libcub-dev: Debian's old Thrust lands in
 # /usr/include/thrust and shadows the CUDA toolkit's newer one.

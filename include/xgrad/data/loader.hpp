@@ -32,6 +32,11 @@ struct loader_options {
     std::size_t workers = 0;  ///< threads assembling batches; 0 loads in the iterating thread
     std::size_t prefetch = 2; ///< batches ready or in preparation ahead of the consumer (at least `workers`)
     std::uint64_t seed = 0;   ///< drives the shuffle and every random transform
+    /// Data parallelism: the epoch's order (the same on every rank for a seed) is padded by
+    /// repeating its start to a multiple of num_shards, and this loader walks the elements
+    /// shard, shard + num_shards, ... of it: disjoint shards of equal length.
+    std::size_t num_shards = 1;
+    std::size_t shard = 0;
 };
 
 namespace detail {
@@ -47,6 +52,20 @@ inline std::vector<std::size_t> epoch_order(std::size_t n, bool shuffle, std::ui
     return order;
 }
 
+/// Samples one shard of `n` walks per epoch (n itself without sharding).
+inline std::size_t shard_length(std::size_t n, const loader_options& opt) {
+    return opt.num_shards <= 1 ? n : (n + opt.num_shards - 1) / opt.num_shards;
+}
+
+/// This loader's shard of an epoch's order (see loader_options::num_shards).
+inline std::vector<std::size_t> shard_of(std::vector<std::size_t> order, const loader_options& opt) {
+    if (opt.num_shards <= 1 || order.empty()) return order;
+    const std::size_t len = shard_length(order.size(), opt);
+    std::vector<std::size_t> mine(len);
+    for (std::size_t k = 0; k < len; ++k) mine[k] = order[(opt.shard + k * opt.num_shards) % order.size()];
+    return mine;
+}
+
 /// One epoch in progress: owns the worker threads and the window of batches.
 template <class D>
 class epoch_run {
@@ -57,8 +76,9 @@ public:
     epoch_run(std::shared_ptr<const D> ds, const loader_options& opt, std::uint64_t epoch)
         : ds_(std::move(ds)), opt_(opt), epoch_(epoch) {
         const std::size_t n = static_cast<std::size_t>(ds_->size());
-        order_ = epoch_order(n, opt_.shuffle, opt_.seed, epoch_);
-        batches_ = opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
+        order_ = shard_of(epoch_order(n, opt_.shuffle, opt_.seed, epoch_), opt_);
+        const std::size_t m = order_.size();
+        batches_ = opt_.drop_last ? m / opt_.batch_size : (m + opt_.batch_size - 1) / opt_.batch_size;
         const std::size_t threads = std::min(opt_.workers, batches_);
         if (threads == 0) return;
         window_ = std::max({opt_.prefetch, opt_.workers, std::size_t{1}});
@@ -230,6 +250,9 @@ public:
     /// value_error for a zero batch size.
     loader(D ds, loader_options opt = {}) : ds_(std::make_shared<const D>(std::move(ds))), opt_(opt) {
         if (opt_.batch_size == 0) throw value_error("loader: batch_size must be positive");
+        if (opt_.num_shards == 0 || opt_.shard >= opt_.num_shards)
+            throw value_error("loader: shard " + std::to_string(opt_.shard) + " of num_shards " +
+                              std::to_string(opt_.num_shards) + " is out of range");
     }
 
     /// Starts the next epoch.
@@ -238,7 +261,7 @@ public:
 
     /// Batches per epoch.
     std::size_t size() const noexcept {
-        const auto n = static_cast<std::size_t>(ds_->size());
+        const auto n = detail::shard_length(static_cast<std::size_t>(ds_->size()), opt_);
         return opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
     }
 
