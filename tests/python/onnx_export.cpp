@@ -13,7 +13,6 @@
 #include <xgrad/io/npy.hpp>
 #include <xgrad/io/onnx.hpp>
 #include <xgrad/nn.hpp>
-#include <xgrad/xgrad.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -103,6 +102,13 @@ int main(int argc, char** argv) {
     randomize(cnn.get<1>(), g);
     randomize(cnn.get<4>().get<1>(), g);
     randomize(cnn.get<9>(), g);
+    // every layer gets its own mode back: a frozen batch norm inside a training model stays frozen
+    cnn.get<1>().eval();
+    xgrad::onnx::save(cnn, {2, 3, 16, 16}, dir / "frozen.onnx");
+    check(cnn.is_training() && !cnn.get<1>().is_training() && cnn.get<4>().get<1>().is_training(),
+          "cnn: each layer's mode is restored after the export");
+    fs::remove(dir / "frozen.onnx");
+    nn::train(cnn);
     write_case(dir, "cnn", cnn, {2, 3, 16, 16}, g);
 
     auto gap = nn::sequential(nn::conv2d(3, 6, 3, {.stride = 2, .bias = false}), nn::adaptive_avg_pool2d({1, 1}),

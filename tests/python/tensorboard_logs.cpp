@@ -9,6 +9,7 @@
 // and prints what the files must hold, one line each (values as C99 hex floats):
 //   scalar TAG STEP VALUE | histo TAG STEP MIN MAX NUM SUM SUM_SQUARES [COUNTS...] |
 //   image TAG STEP WIDTH HEIGHT CHANNELS HEX_PIXELS | run NAME | truncated RECORDS_KEPT
+#include <xgrad/data/loader.hpp>
 #include <xgrad/data/tensor_dataset.hpp>
 #include <xgrad/io/tensorboard.hpp>
 #include <xgrad/nn.hpp>
@@ -16,7 +17,7 @@
 #include <xgrad/train.hpp>
 #include <xgrad/train/plot.hpp>
 #include <xgrad/train/tensorboard.hpp>
-#include <xgrad/xgrad.hpp>
+#include <xgrad/autodiff/backward.hpp>
 
 #include <cmath>
 #include <cstdio>
@@ -179,6 +180,7 @@ void fit_logs(const fs::path& dir) {
             [](xgrad::train_context& ctx, std::size_t, const xgrad::logs& l) {
                 for (auto& [k, v] : l)
                     std::cout << "scalar\tbatch/" << k << '\t' << ctx.global_step << '\t' << hex(static_cast<float>(v)) << '\n';
+                std::cout << "scalar\tbatch/lr\t" << ctx.global_step << '\t' << hex(static_cast<float>(ctx.optimizer->lr(0))) << '\n';
             },
         .on_epoch_end =
             [](xgrad::train_context& ctx, xgrad::logs& l) {

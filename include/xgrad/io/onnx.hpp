@@ -303,17 +303,38 @@ std::string export_layer(graph<T>& g, L& l, std::string x, tensor<T>& value) {
     }
 }
 
-/// Puts a module-based model in evaluation mode for the export and restores its mode after.
+/// Puts every layer of a model in evaluation mode for the export and gives each its own mode
+/// back afterwards (a frozen batch norm inside a training model stays frozen).
 template <class M>
 struct eval_scope {
+    struct recorder {
+        std::vector<bool>* modes;
+        bool restore;
+        std::size_t at = 0;
+        template <class P>
+        void on_parameter(const std::string&, const P&) {}
+        template <class B>
+        void on_buffer(const std::string&, const B&) {}
+        template <class L>
+        void on_layer(const std::string&, L& l) {
+            if constexpr (requires { l.is_training(); l.set_training(true); }) {
+                if (restore)
+                    l.set_training((*modes)[at++]);
+                else
+                    modes->push_back(l.is_training());
+            }
+        }
+    };
     M& m;
-    bool was_training = true;
+    std::vector<bool> modes;
     explicit eval_scope(M& model) : m(model) {
-        if constexpr (requires { m.is_training(); }) was_training = m.is_training();
+        recorder r{&modes, false};
+        nn::detail::walk(m, std::string{}, r);
         nn::eval(m);
     }
     ~eval_scope() {
-        if (was_training) nn::train(m);
+        recorder r{&modes, true};
+        nn::detail::walk(m, std::string{}, r);
     }
 };
 

@@ -95,6 +95,7 @@ inline std::string plot_svg(const history& h, const plot_options& o = {}) {
                  d::num(y) + "\" stroke=\"#ddd\"/><text x=\"" + d::num(left - 6) + "\" y=\"" + d::num(y + 4) +
                  "\" text-anchor=\"end\">" + d::num(v) + "</text>\n";
         }
+        s += "<text x=\"" + d::num(left + W) + "\" y=\"" + d::num(y0 + H + 16) + "\" dx=\"14\">epoch</text>\n";
         const std::size_t step = std::max<std::size_t>(1, (n + 9) / 10);
         for (std::size_t i = 0; i < n; i += step)  // x ticks: epochs
             s += "<text x=\"" + d::num(px(i)) + "\" y=\"" + d::num(y0 + H + 16) + "\" text-anchor=\"middle\">" +

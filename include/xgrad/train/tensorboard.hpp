@@ -1,8 +1,8 @@
 #pragma once
 // callbacks::tensorboard(logdir): training curves, weight and gradient histograms and images in
 // TensorBoard's event files (io/tensorboard.hpp writes them; no TensorFlow needed).
-//   batch/<name>     the running loss and metrics after every update_freq-th optimizer step
-//                    (step: the global step, 1-based)
+//   batch/<name>     the running loss and metrics after every update_freq-th optimizer step,
+//                    and batch/lr (step: the global step, 1-based)
 //   epoch/<name>     every value of the epoch (loss, metrics, val_*), and epoch/lr, the first
 //                    parameter group's learning rate (step: the 0-based epoch)
 //   weights/<name>   histograms of every floating-point parameter and buffer, and
@@ -51,6 +51,7 @@ public:
         if (o_.update_freq == 0 || ctx.global_step % o_.update_freq != 0) return;
         const auto step = static_cast<std::int64_t>(ctx.global_step);
         for (auto& [k, v] : running) w_.add_scalar("batch/" + k, v, step);
+        if (ctx.optimizer) w_.add_scalar("batch/lr", ctx.optimizer->lr(0), step);
     }
 
     void on_epoch_end(train_context& ctx, logs& l) override {
@@ -59,7 +60,13 @@ public:
             if (k != "lr") w_.add_scalar("epoch/" + k, v, step);
         if (ctx.optimizer) w_.add_scalar("epoch/lr", ctx.optimizer->lr(0), step);
         if (histograms_due(ctx)) {
-            write_histograms("weights/", ctx.model_state(), step);
+            if (weights_) {
+                try {
+                    write_histograms("weights/", ctx.model_state(), step);
+                } catch (const value_error&) {
+                    weights_ = false;  // not an xgrad::nn model: no weights to show
+                }
+            }
             write_histograms("gradients/", ctx.gradients, step);
             ctx.gradients.clear();
         }
@@ -85,6 +92,7 @@ private:
 
     io::event_writer w_;
     tensorboard_options o_;
+    bool weights_ = true;
 };
 
 /// Writes TensorBoard event files into `logdir` (created if needed; io_error naming it when
