@@ -225,6 +225,8 @@ void fit_logs(const fs::path& dir) {
     for (std::size_t at = s.find("<polyline"); at != std::string::npos; at = s.find("<polyline", at + 1)) ++lines;
     check(lines == 2, "plot: one line per series (loss, accuracy), got " + std::to_string(lines));
     check_throws<xgrad::value_error>([&] { xgrad::plot_svg(h, {.series = {"val_loss"}}); }, "val_loss", "plot of a missing series");
+    check_throws<xgrad::value_error>([&] { xgrad::plot(h, dir / "curves.png"); }, "curves.png", "plot to a PNG name");
+    check_throws<xgrad::io_error>([&] { xgrad::plot(h, dir / "missing" / "c.svg"); }, "c.svg", "plot to an unwritable path");
 
     // a write cut short: every earlier record still reads back
     const auto full = io::read_event_records(tb->writer().path());

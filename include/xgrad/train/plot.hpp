@@ -131,8 +131,11 @@ inline std::string plot_svg(const history& h, const plot_options& o = {}) {
     return s;
 }
 
-/// Writes plot_svg(h, o) to `path`; io_error naming the path when it cannot be written.
+/// Writes plot_svg(h, o) to `path` (its extension must be .svg: value_error otherwise); io_error
+/// naming the path when it cannot be written.
 inline void plot(const history& h, const std::filesystem::path& path, const plot_options& o = {}) {
+    if (path.extension() != ".svg")
+        throw value_error("plot: '" + path.string() + "': plot writes SVG, so the file name must end in .svg");
     const std::string svg = plot_svg(h, o);
     std::ofstream f(path, std::ios::trunc);
     if (!f) throw io_error("plot: cannot open '" + path.string() + "' for writing");
