@@ -30,8 +30,8 @@ namespace callbacks {
 struct tensorboard_options {
     /// Batch scalars every this many optimizer steps (0: epoch scalars only).
     std::size_t update_freq = 1;
-    /// Weight and gradient histograms every this many epochs (0: none). While an epoch's
-    /// histograms are due, fit copies the gradients before each step.
+    /// Weight and gradient histograms every this many epochs (0: none). fit copies the
+    /// gradients before the last step of such an epoch (train_context::capture_gradients).
     std::size_t histogram_freq = 1;
     std::size_t bins = 30;
     /// Runs after the epoch's scalars: write images or anything else with the writer.
@@ -45,9 +45,19 @@ public:
         if (o_.bins == 0) throw value_error("tensorboard: bins must be at least 1");
     }
 
-    void on_epoch_begin(train_context& ctx) override { ctx.capture_gradients = histograms_due(ctx); }
+    // Gradients are copied only for the epoch's last step: capture starts once the gap between
+    // steps (accumulate) says the next step is the last. An epoch whose histograms found no
+    // copy (one step per epoch) makes capture start with every later epoch.
+    void on_epoch_begin(train_context& ctx) override {
+        last_batch_ = -1;
+        ctx.capture_gradients = histograms_due(ctx) && (capture_all_ || ctx.batches_per_epoch <= 1);
+    }
 
-    void on_batch_end(train_context& ctx, std::size_t, const logs& running) override {
+    void on_batch_end(train_context& ctx, std::size_t batch, const logs& running) override {
+        const auto b = static_cast<std::ptrdiff_t>(batch);
+        if (histograms_due(ctx) && b + (b - last_batch_) + 1 >= static_cast<std::ptrdiff_t>(ctx.batches_per_epoch))
+            ctx.capture_gradients = true;
+        last_batch_ = b;
         if (o_.update_freq == 0 || ctx.global_step % o_.update_freq != 0) return;
         const auto step = static_cast<std::int64_t>(ctx.global_step);
         for (auto& [k, v] : running) w_.add_scalar("batch/" + k, v, step);
@@ -67,6 +77,7 @@ public:
                     weights_ = false;  // not an xgrad::nn model: no weights to show
                 }
             }
+            if (ctx.gradients.empty()) capture_all_ = true;
             write_histograms("gradients/", ctx.gradients, step);
             ctx.gradients.clear();
         }
@@ -93,6 +104,8 @@ private:
     io::event_writer w_;
     tensorboard_options o_;
     bool weights_ = true;
+    bool capture_all_ = false;
+    std::ptrdiff_t last_batch_ = -1;
 };
 
 /// Writes TensorBoard event files into `logdir` (created if needed; io_error naming it when
