@@ -71,6 +71,15 @@ if ! python3 -c "import safetensors, numpy" >/dev/null 2>&1; then
   python3 -m pip install --quiet --retries 1 --timeout 30 safetensors numpy >/dev/null 2>&1 ||
     echo "test: could not install Python safetensors/numpy; skipping the safetensors interop test"
 fi
+# tensorboard (event-file read-back test) and onnx + onnxruntime (ONNX export test), likewise.
+if ! python3 -c "import tensorboard.backend.event_processing.event_accumulator" >/dev/null 2>&1; then
+  python3 -m pip install --quiet --retries 1 --timeout 30 tensorboard >/dev/null 2>&1 ||
+    echo "test: could not install Python tensorboard; skipping the TensorBoard read-back test"
+fi
+if ! python3 -c "import onnx, onnxruntime" >/dev/null 2>&1; then
+  python3 -m pip install --quiet --retries 1 --timeout 30 onnx onnxruntime >/dev/null 2>&1 ||
+    echo "test: could not install Python onnx/onnxruntime; skipping the ONNX runtime test"
+fi
 
 # Without a GPU the CUDA suites and the CUDA example only prove that nvcc compiles them: build
 # their host code unoptimized and emit PTX only (about half the nvcc time of -O3 + sm_90 SASS).

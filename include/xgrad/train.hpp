@@ -9,3 +9,5 @@
 #include "train/history.hpp"
 #include "train/metrics.hpp"
 #include "train/progress.hpp"
+#include "train/plot.hpp"
+#include "train/tensorboard.hpp"

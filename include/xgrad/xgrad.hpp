@@ -26,3 +26,4 @@
 #include "nn.hpp"
 #include "optim.hpp"
 #include "train.hpp"
+#include "io/onnx.hpp"

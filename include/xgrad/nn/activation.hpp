@@ -34,6 +34,7 @@ public:
     auto forward(X&& x) {
         return xgrad::leaky_relu(std::forward<X>(x), slope_);
     }
+    double negative_slope() const { return slope_; }
 
 private:
     double slope_;
@@ -77,6 +78,7 @@ public:
     auto forward(X&& x) {
         return xgrad::softmax(std::forward<X>(x), dim_);
     }
+    std::ptrdiff_t dim() const { return dim_; }
 
 private:
     std::ptrdiff_t dim_;
@@ -91,6 +93,7 @@ public:
     auto forward(X&& x) {
         return xgrad::log_softmax(std::forward<X>(x), dim_);
     }
+    std::ptrdiff_t dim() const { return dim_; }
 
 private:
     std::ptrdiff_t dim_;

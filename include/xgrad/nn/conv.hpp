@@ -77,6 +77,7 @@ public:
     std::size_t in_channels() const { return in_; }
     std::size_t out_channels() const { return out_; }
     const xgrad::conv2d_options& options() const { return opt_; }
+    bool has_bias() const { return has_bias_; }
 
     template <operand X>
     auto forward(X&& x) {

@@ -14,6 +14,8 @@ public:
     auto forward(X&& x) {
         return xgrad::flatten(std::forward<X>(x), start_, end_);
     }
+    std::ptrdiff_t start_dim() const { return start_; }
+    std::ptrdiff_t end_dim() const { return end_; }
 
 private:
     std::ptrdiff_t start_, end_;

@@ -182,6 +182,7 @@ public:
     explicit layer_norm(std::size_t features, const layer_norm_options& o = {}) : layer_norm(shape_t{features}, o) {}
 
     const shape_t& normalized_shape() const { return shape_; }
+    const layer_norm_options& options() const { return o_; }
 
     template <operand X>
     auto forward(X&& x) {

@@ -16,6 +16,9 @@ public:
     auto forward(X&& x) {
         return xgrad::max_pool2d(std::forward<X>(x), kernel_, stride_, padding_);
     }
+    size2 kernel_size() const { return kernel_; }
+    size2 stride() const { return stride_; }  // 0: the kernel size
+    size2 padding() const { return padding_; }
 
 private:
     size2 kernel_, stride_, padding_;
@@ -30,6 +33,10 @@ public:
     auto forward(X&& x) {
         return xgrad::avg_pool2d(std::forward<X>(x), kernel_, stride_, padding_, count_include_pad_);
     }
+    size2 kernel_size() const { return kernel_; }
+    size2 stride() const { return stride_; }  // 0: the kernel size
+    size2 padding() const { return padding_; }
+    bool count_include_pad() const { return count_include_pad_; }
 
 private:
     size2 kernel_, stride_, padding_;
@@ -44,6 +51,7 @@ public:
     auto forward(X&& x) {
         return xgrad::adaptive_avg_pool2d(std::forward<X>(x), size_);
     }
+    size2 output_size() const { return size_; }
 
 private:
     size2 size_;

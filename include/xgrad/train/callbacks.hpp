@@ -51,6 +51,10 @@ public:
                                  const std::string& prefix) const = 0;
     virtual void load_optimizer_state(const io::safetensors_file& file, const scalar_state& scalars,
                                       const std::string& prefix) = 0;
+    /// Copies of the gradients of the trainable parameters under their dotted names (empty
+    /// where the model is not an xgrad::nn layer). fit() zeroes gradients after each step:
+    /// callbacks read the copies in `gradients` instead (see capture_gradients).
+    virtual std::vector<io::named_tensor> model_gradients() const { return {}; }
     /// The model's random state (dropout), if it has one.
     virtual scalar_state rng_state() const { return {}; }
     virtual void load_rng_state(const scalar_state&) {}
@@ -67,6 +71,10 @@ public:
     std::size_t global_step = 0;        ///< optimizer steps since the fit (or its resumed run) began
     bool stop_training = false;         ///< set by a callback to end fit after this epoch
     optim::lr_schedulable* optimizer = nullptr;
+    /// Set by a callback that wants `gradients`: fit then copies model_gradients() there before
+    /// every optimizer step (after clipping).
+    bool capture_gradients = false;
+    std::vector<io::named_tensor> gradients;
     xgrad::history* history = nullptr;
     std::vector<callback*> callbacks;   ///< every callback of this fit, in order
 };

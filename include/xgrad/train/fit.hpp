@@ -375,6 +375,13 @@ public:
         else
             throw value_error("fit: the model is not an xgrad::nn layer, so its state cannot be loaded");
     }
+    std::vector<io::named_tensor> model_gradients() const override {
+        std::vector<io::named_tensor> out;
+        if constexpr (nn::layer<M>)
+            for (auto& [name, p] : nn::named_parameters(m_))
+                if (p.requires_grad()) out.push_back({name, to<device::cpu>(p.grad()).clone(), ""});
+        return out;
+    }
     void optimizer_state(std::vector<io::named_tensor>& tensors, scalar_state& scalars,
                          const std::string& prefix) const override {
         if constexpr (stateful_optimizer<O>)
@@ -461,6 +468,7 @@ history fit(M& model, O& opt, Loss&& loss, L& train, fit_options o = {}) {
         opt.zero_grad();
         auto step = [&] {
             if (o.clip_grad_norm > 0) optim::clip_grad_norm_(nn::parameters(model), o.clip_grad_norm);
+            if (ctx.capture_gradients) ctx.gradients = ctx.model_gradients();
             opt.step();
             opt.zero_grad();
             in_group = 0;
