@@ -120,14 +120,12 @@ BOOST_AUTO_TEST_CASE(embedding_bag_gradcheck_random_bags) {
         const std::string what = "embedding_bag rows " + std::to_string(rows) + " n " + std::to_string(n) + " bags " +
                                  std::to_string(bags);
         for (auto mode : {bag_mode::sum, bag_mode::mean})
-            xgrad_test::expect_gradcheck([&] { return tanh(embedding_bag(idx, off, w, mode)); }, {w}, gen, what);
-        xgrad_test::expect_gradcheck([&] { return embedding_bag(idx, off, w * 0.5, p * p); }, {w, p}, gen,
-                                     what + " weighted");
+            xgrad_test::expect_gradcheck([&] { return embedding_bag(idx, off, w, mode); }, {w}, gen, what);
+        xgrad_test::expect_gradcheck([&] { return embedding_bag(idx, off, w, p); }, {w, p}, gen, what + " weighted");
     }
     auto w = param(randn<double>({6, 3}, gen));
     const auto idx2 = uniform<std::int64_t>({4, 5}, gen, 0, 6);
-    xgrad_test::expect_gradcheck([&] { return sum(sigmoid(embedding_bag(idx2, w, bag_mode::mean)), -1); }, {w}, gen,
-                                 "embedding_bag 2-D");
+    xgrad_test::expect_gradcheck([&] { return embedding_bag(idx2, w, bag_mode::mean); }, {w}, gen, "embedding_bag 2-D");
 }
 
 BOOST_AUTO_TEST_CASE(embedding_bag_bad_arguments) {
