@@ -10,6 +10,7 @@
 #include "nn/module.hpp"
 #include "nn/normalization.hpp"
 #include "nn/pooling.hpp"
+#include "nn/rnn.hpp"
 #include "nn/sequential.hpp"
 #include "nn/summary.hpp"
 #include "nn/transfer.hpp"
