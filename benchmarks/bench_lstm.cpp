@@ -3,7 +3,7 @@
 // forward + backward (gradients of the input and of every weight) against a fixed random
 // upstream gradient. Prints one line: "xgrad lstm threads=N median_ms=... min_ms=...".
 //
-//   bench_lstm [--threads N] [--warmup 3] [--reps 15] [--kind lstm|gru]
+//   bench_lstm [--threads N] [--warmup 3] [--reps 15] [--kind lstm|gru] [--gemm blas|builtin]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -48,8 +48,10 @@ int main(int argc, char** argv) {
         else if (a == "--warmup") warmup = std::strtoul(argv[i + 1], nullptr, 10);
         else if (a == "--reps") reps = std::strtoul(argv[i + 1], nullptr, 10);
         else if (a == "--kind") kind = argv[i + 1];
+        else if (a == "--gemm") xgrad::set_gemm_backend(std::string(argv[i + 1]) == "builtin" ? xgrad::gemm_backend::builtin
+                                                                                            : xgrad::gemm_backend::blas);
         else {
-            std::fprintf(stderr, "usage: bench_lstm [--threads N] [--warmup N] [--reps N] [--kind lstm|gru]\n");
+            std::fprintf(stderr, "usage: bench_lstm [--threads N] [--warmup N] [--reps N] [--kind lstm|gru] [--gemm blas|builtin]\n");
             return 2;
         }
     }

@@ -4,7 +4,7 @@
 // validation accuracy, then the test accuracy of the epoch with the best validation accuracy.
 //
 //   scripts/fetch_data.sh rotten_tomatoes        # once: the corpus into ~/.cache/xgrad
-//   ./build/examples/sentiment_lstm [--epochs 6] [--threads 2] [--data FILE.csv.bz2]
+//   ./build/examples/sentiment_lstm [--epochs 8] [--threads 2] [--data FILE.csv.bz2]
 //
 // Split (fixed seed): 80% train (of which 10% validation), 20% test. Vocabulary: training
 // tokens seen at least twice. Batches are bucketed by length (sorted within chunks of 20
@@ -77,7 +77,7 @@ double accuracy(model& m, const text::text_dataset& ds, const std::vector<std::s
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::size_t epochs = 6, threads = 2;
+    std::size_t epochs = 8, threads = 2;
     std::string path = std::string(std::getenv("HOME") ? std::getenv("HOME") : ".") +
                        "/.cache/xgrad/rotten_tomatoes_corpus_full.csv.bz2";
     if (const char* d = std::getenv("XGRAD_DATA_DIR")) path = std::string(d) + "/rotten_tomatoes_corpus_full.csv.bz2";
