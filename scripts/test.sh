@@ -68,6 +68,10 @@ if ! python3 -c "import safetensors, numpy" >/dev/null 2>&1; then
     echo "test: could not install Python safetensors/numpy; skipping the safetensors interop test"
 fi
 
+# Text and rating data for the examples (a few seconds; their tests skip when this fails).
+phase "fetch data" bash scripts/fetch_data.sh ||
+  echo "test: scripts/fetch_data.sh failed; the examples that need its data will be skipped"
+
 if [[ "${XGRAD_SKIP_BUILD:-0}" != "1" ]]; then
   phase "configure" cmake -S . -B "$BUILD_DIR" \
     -DCMAKE_BUILD_TYPE=Release \

@@ -444,6 +444,41 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(embedding_matches_the_reference, D, nn_suite::subs
                       xgrad::shape_error);
 }
 
+BOOST_AUTO_TEST_CASE_TEMPLATE(embedding_bag_matches_the_reference, D, nn_suite::subset) {
+    using namespace nn_suite;
+    // an empty bag (offsets 3, 3), repeated rows, per-sample weights, fixed-size 2-D bags
+    const auto idx = xgrad::tensor<std::int64_t>({9}, {3, 0, 3, 7, 1, 1, 6, 3, 2});
+    const auto off = xgrad::tensor<std::int64_t>({4}, {0, 3, 3, 5});
+    const auto many = labels({400}, 11, 912);
+    const auto many_off = xgrad::tensor<std::int64_t>({5}, {0, 7, 100, 100, 390});
+    for (auto mode : {xgrad::bag_mode::sum, xgrad::bag_mode::mean}) {
+        const std::string m = mode == xgrad::bag_mode::sum ? " sum" : " mean";
+        compare_op<D>("embedding_bag" + m, [&](auto dv, auto& a) {
+            using Dv = typename decltype(dv)::type;
+            return xgrad::embedding_bag(xgrad::to<Dv>(idx), xgrad::to<Dv>(off), a, mode);
+        }, data({8, 5}, 910));
+        compare_op<D>("embedding_bag many" + m, [&](auto dv, auto& a) {
+            using Dv = typename decltype(dv)::type;
+            return xgrad::embedding_bag(xgrad::to<Dv>(many), xgrad::to<Dv>(many_off), a, mode);
+        }, data({11, 6}, 913));
+    }
+    compare_op<D>("embedding_bag weighted", [&](auto dv, auto& a, auto& p) {
+        using Dv = typename decltype(dv)::type;
+        return xgrad::embedding_bag(xgrad::to<Dv>(idx), xgrad::to<Dv>(off), a, p);
+    }, data({8, 5}, 914), data({9}, 915));
+    compare_op<D>("embedding_bag 2-D mean", [&](auto dv, auto& a) {
+        using Dv = typename decltype(dv)::type;
+        return xgrad::embedding_bag(xgrad::to<Dv>(xgrad::tensor<std::int64_t>({2, 3}, {1, 4, 4, 0, 7, 2})), a,
+                                    xgrad::bag_mode::mean);
+    }, data({8, 5}, 916));
+    const auto wd = xgrad::to<D>(data({8, 5}, 910));
+    BOOST_CHECK_THROW(xgrad::embedding_bag(xgrad::to<D>(xgrad::tensor<std::int64_t>({2}, {3, 8})),
+                                           xgrad::to<D>(xgrad::tensor<std::int64_t>({1}, {0})), wd),
+                      xgrad::value_error);
+    BOOST_CHECK_THROW(xgrad::embedding_bag(xgrad::to<D>(idx), xgrad::to<D>(xgrad::tensor<std::int64_t>({2}, {0, 10})), wd),
+                      xgrad::value_error);
+}
+
 // --- together --------------------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(a_small_network_trains_the_same_on_the_device, D, nn_suite::full) {

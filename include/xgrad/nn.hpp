@@ -4,6 +4,7 @@
 #include "nn/conv.hpp"
 #include "nn/dropout.hpp"
 #include "nn/embedding.hpp"
+#include "nn/embedding_bag.hpp"
 #include "nn/flatten.hpp"
 #include "nn/init.hpp"
 #include "nn/linear.hpp"

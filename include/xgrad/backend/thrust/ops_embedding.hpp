@@ -4,10 +4,15 @@
 //     are sorted by index (stable, so each row keeps them in order), then one position per
 //     element of the weight gradient sums its row's upstream rows in that order: no atomics,
 //     and the same sums, in the same order, as the CPU's serial scatter-add.
+//   embedding_bag forward: one output element per thread, looping over its bag. Backward:
+//     each position's bag (an upper_bound over the offsets) and coefficient (its per-sample
+//     weight, or 1 / bag size for mean), then the positions sorted by index as for embedding;
+//     dper_sample_weights: one position per thread, a dot product of two rows.
 //   dropout: element i of the mask is kept when a counter-based hash of (seed, i) (the i-th
 //     output of splitmix64 started at the seed) falls at or above p; the seed is drawn from
 //     the caller's generator, so every element is independent of the launch's shape.
 #include <cmath>
+#include <vector>
 
 #include <thrust/binary_search.h>
 #include <thrust/sequence.h>
@@ -15,6 +20,7 @@
 
 #include "../../ops/dropout.hpp"
 #include "../../ops/embedding.hpp"
+#include "../../ops/embedding_bag.hpp"
 #include "ops_common.hpp"
 
 namespace xgrad::detail {
@@ -46,6 +52,82 @@ struct embedding_row_sums {
         T acc = 0;
         for (std::int64_t q = start[r]; q < start[r + 1]; ++q) acc += g[static_cast<std::size_t>(pos[q]) * dim + j];
         dw[k] = acc;
+    }
+};
+
+/// y[b, j] = c_b sum over k in bag b of (psw ? psw[k] : 1) w[ids[k], j]   (c_b = 1 / n_b for mean)
+template <class T>
+struct bag_forward {
+    const std::int64_t* ids;
+    const std::int64_t* off;
+    const T* w;
+    const T* psw;
+    T* y;
+    std::size_t dim, bags, n;
+    bool mean;
+    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+        const std::size_t b = static_cast<std::size_t>(k) / dim, j = static_cast<std::size_t>(k) - b * dim;
+        const std::size_t s = static_cast<std::size_t>(off[b]), e = b + 1 < bags ? static_cast<std::size_t>(off[b + 1]) : n;
+        T acc = 0;
+        for (std::size_t q = s; q < e; ++q) acc += (psw ? psw[q] : T(1)) * w[static_cast<std::size_t>(ids[q]) * dim + j];
+        if (mean && e > s) acc /= static_cast<T>(e - s);
+        y[k] = acc;
+    }
+};
+
+/// The bag of position k (from upper_bound over the offsets, minus one) and its coefficient.
+template <class T>
+struct bag_coefficient {
+    const std::int64_t* off;
+    std::int64_t* bag;  // in: upper_bound result; out: the bag
+    const T* psw;
+    T* coef;
+    std::size_t bags, n;
+    bool mean;
+    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+        const std::size_t b = static_cast<std::size_t>(bag[k]) - 1;
+        bag[k] = static_cast<std::int64_t>(b);
+        const std::size_t s = static_cast<std::size_t>(off[b]), e = b + 1 < bags ? static_cast<std::size_t>(off[b + 1]) : n;
+        coef[k] = psw ? psw[k] : (mean ? T(1) / static_cast<T>(e - s) : T(1));
+    }
+};
+
+/// dw[r, j] = sum over the positions q of row r of coef[q] g[bag[q], j].
+template <class T>
+struct bag_row_sums {
+    const std::int64_t* start;
+    const std::int64_t* pos;
+    const std::int64_t* bag;
+    const T* coef;
+    const T* g;
+    T* dw;
+    std::size_t dim;
+    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+        const std::size_t r = static_cast<std::size_t>(k) / dim, j = static_cast<std::size_t>(k) - r * dim;
+        T acc = 0;
+        for (std::int64_t q = start[r]; q < start[r + 1]; ++q) {
+            const auto p = static_cast<std::size_t>(pos[q]);
+            acc += coef[p] * g[static_cast<std::size_t>(bag[p]) * dim + j];
+        }
+        dw[k] = acc;
+    }
+};
+
+/// dpsw[k] = dot(g[bag[k], :], w[ids[k], :]).
+template <class T>
+struct bag_weight_grad {
+    const std::int64_t* ids;
+    const std::int64_t* bag;
+    const T* g;
+    const T* w;
+    T* dp;
+    std::size_t dim;
+    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+        const T* gr = g + static_cast<std::size_t>(bag[k]) * dim;
+        const T* wr = w + static_cast<std::size_t>(ids[k]) * dim;
+        T acc = 0;
+        for (std::size_t j = 0; j < dim; ++j) acc += gr[j] * wr[j];
+        dp[k] = acc;
     }
 };
 
@@ -109,6 +191,70 @@ struct device_kernels<embedding_impl<T, D>, D> {
                             thrust::counting_iterator<std::int64_t>(static_cast<std::int64_t>(rows + 1)), start.data());
         thrust_backend::for_each_index<D>(
             rows * dim, thrust_backend::embedding_row_sums<T>{start.data(), pos.data(), g.data(), grad[0]->data(), dim});
+    }
+};
+
+template <class T, thrust_device D, bool Weighted>
+struct device_kernels<embedding_bag_impl<T, D, Weighted>, D> {
+    static constexpr bool available = true;
+    using op = embedding_bag_impl<T, D, Weighted>;
+
+    static void check(const op& o, std::size_t rows) {
+        std::vector<std::int64_t> off(o.bags());
+        if (!off.empty()) thrust_backend::system<D>::copy_out(o.offsets.data(), off.data(), off.size());
+        check_bag_offsets(off.data(), off.size(), o.indices.size());
+        const std::ptrdiff_t bad = thrust_backend::first_bad_label<D>(o.indices.data(), o.indices.size(), rows, false, 0);
+        if (bad < static_cast<std::ptrdiff_t>(o.indices.size()))
+            throw value_error(
+                o.index_error(thrust_backend::read_element<D>(o.indices.data() + bad), static_cast<std::size_t>(bad), rows));
+    }
+
+    static tensor<T, D> forward(const op& o, const tensor<T, D>& w, const T* psw) {
+        check(o, w.shape()[0]);  // the index tensors may have changed since the op was built
+        const std::size_t dim = w.shape()[1];
+        auto y = tensor<T, D>::uninitialized({o.bags(), dim});
+        thrust_backend::for_each_index<D>(
+            y.size(), thrust_backend::bag_forward<T>{o.indices.data(), o.offsets.data(), w.data(), psw, y.data(), dim,
+                                                     o.bags(), o.indices.size(), o.mode == bag_mode::mean});
+        return y;
+    }
+
+    static void backward(const op& o, const tensor<T, D>& g, const tensor<T, D>&,
+                         const std::array<tensor<T, D>, op::inputs>& in, std::array<tensor<T, D>*, op::inputs> grad) {
+        const std::size_t rows = in[0].shape()[0], dim = in[0].shape()[1], n = o.indices.size();
+        auto policy = thrust_backend::system<D>::policy();
+        const T* psw = nullptr;
+        if constexpr (Weighted) psw = in[1].data();
+        auto bag = tensor<std::int64_t, D>::uninitialized({n});
+        if (n > 0)
+            thrust::upper_bound(policy, o.offsets.data(), o.offsets.data() + o.bags(),
+                                thrust::counting_iterator<std::int64_t>(0),
+                                thrust::counting_iterator<std::int64_t>(static_cast<std::int64_t>(n)), bag.data());
+        auto coef = tensor<T, D>::uninitialized({n});
+        thrust_backend::for_each_index<D>(
+            n, thrust_backend::bag_coefficient<T>{o.offsets.data(), bag.data(), psw, coef.data(), o.bags(), n,
+                                                  o.mode == bag_mode::mean});
+        if (grad[0]) {
+            auto keys = o.indices.clone();
+            auto pos = tensor<std::int64_t, D>::uninitialized({n});
+            auto start = tensor<std::int64_t, D>::uninitialized({rows + 1});
+            if (n > 0) {
+                thrust::sequence(policy, pos.data(), pos.data() + n);
+                thrust::stable_sort_by_key(policy, keys.data(), keys.data() + n, pos.data());
+            }
+            thrust::lower_bound(policy, keys.data(), keys.data() + n, thrust::counting_iterator<std::int64_t>(0),
+                                thrust::counting_iterator<std::int64_t>(static_cast<std::int64_t>(rows + 1)),
+                                start.data());
+            thrust_backend::for_each_index<D>(
+                rows * dim, thrust_backend::bag_row_sums<T>{start.data(), pos.data(), bag.data(), coef.data(), g.data(),
+                                                            grad[0]->data(), dim});
+        }
+        if constexpr (Weighted) {
+            if (grad[1])
+                thrust_backend::for_each_index<D>(
+                    n, thrust_backend::bag_weight_grad<T>{o.indices.data(), bag.data(), g.data(), in[0].data(),
+                                                          grad[1]->data(), dim});
+        }
     }
 };
 
