@@ -13,6 +13,7 @@
 #include "nn/pooling.hpp"
 #include "nn/prune.hpp"
 #include "nn/quantized.hpp"
+#include "nn/rnn.hpp"
 #include "nn/sequential.hpp"
 #include "nn/summary.hpp"
 #include "nn/transfer.hpp"

@@ -1,0 +1,596 @@
+#pragma once
+// LSTM (Hochreiter & Schmidhuber, 1997) and GRU (Cho et al., 2014) over a whole sequence, in
+// PyTorch's formulation and parameter layout, as one barrier node whose backward runs
+// back-propagation through time itself.
+//
+// Per layer and direction, with G = 4H (LSTM: gates i, f, g, o) or 3H (GRU: r, z, n):
+//   forward:  X W_ih^T + b_ih for all T steps at once (one GEMM), then per step one GEMM
+//             h_{t-1} W_hh^T and ONE fused elementwise pass for every gate, c_t, h_t and y_t;
+//   backward: per step ONE fused elementwise pass (all gate derivatives, dc_{t-1}, the direct
+//             part of dh_{t-1}) and one GEMM dG_t W_hh; then for all steps at once dW_ih,
+//             dW_hh, dX (three GEMMs) and the bias sums.
+// The pass stores the activated gates (LSTM also c_t) per step; tanh(c_t) is recomputed.
+//
+// Variable-length batches (lengths, like pack_padded_sequence): for a sequence of length L_b,
+// steps t >= L_b leave the state unchanged and output zeros, so the final states are those of
+// the last valid step and the reverse direction starts at step L_b - 1 from h0.
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../autodiff/pass.hpp"
+#include "../backend/cpu/gemm.hpp"
+#include "../core/rng.hpp"
+#include "../detail/vmath.hpp"
+#include "../expr/op_node.hpp"
+#include "detail/layout.hpp"
+
+namespace xgrad {
+
+enum class rnn_kind { lstm, gru };
+
+/// The shape of a recurrent stack (nn::lstm / nn::gru options plus the run's mode).
+struct rnn_spec {
+    rnn_kind kind = rnn_kind::lstm;
+    std::size_t input_size = 0, hidden_size = 0, num_layers = 1;
+    bool bidirectional = false, batch_first = false;
+    bool cell = false;  // one step, x {B, in}, states {B, H} (lstm_cell / gru_cell)
+    std::size_t dirs() const { return bidirectional ? 2 : 1; }
+    std::size_t gates() const { return kind == rnn_kind::lstm ? 4 : 3; }
+    const char* name() const {
+        if (cell) return kind == rnn_kind::lstm ? "lstm_cell" : "gru_cell";
+        return kind == rnn_kind::lstm ? "lstm" : "gru";
+    }
+};
+
+namespace detail {
+
+template <class T, class V>
+XGRAD_INLINE V rnn_sigmoid(V x) {
+    return V(T(1)) / (V(T(1)) + vm::exp(-x));
+}
+
+// --- the fused gate passes (one per step and direction) --------------------------------------
+// Row b of a step is valid when t < len[b] (len null: always). Pointers are row-major {B, ...}.
+
+/// LSTM forward step: a = sigma/tanh(xg + hg) (xg holds both biases), c = f c' + i g,
+/// h = o tanh(c). Writes act {B, 4H}, c {B, H}, h {B, H}, y (row stride ldy).
+template <class T>
+void lstm_forward_pass(std::size_t B, std::size_t H, const std::int64_t* len, std::size_t t, const T* xg, const T* hg,
+                       const T* hp, const T* cp, T* act, T* c, T* h, T* y, std::size_t ldy) {
+    const std::size_t G = 4 * H;
+    parallel_rows(B, 12 * H, [&](std::size_t b0, std::size_t b1) {
+        for (std::size_t b = b0; b < b1; ++b) {
+            const T *xr = xg + b * G, *hr = hg + b * G, *hpr = hp + b * H, *cpr = cp + b * H;
+            T *ar = act + b * G, *cr = c + b * H, *hnr = h + b * H, *yr = y + b * ldy;
+            if (len && static_cast<std::int64_t>(t) >= len[b]) {
+                std::copy_n(hpr, H, hnr);
+                std::copy_n(cpr, H, cr);
+                std::fill_n(yr, H, T(0));
+                continue;
+            }
+            simd_for<T>(H, [&]<class V>(std::size_t j) {
+                const V i = rnn_sigmoid<T>(V(load<V>(xr + j) + load<V>(hr + j)));
+                const V f = rnn_sigmoid<T>(V(load<V>(xr + H + j) + load<V>(hr + H + j)));
+                const V g = vm::tanh(V(load<V>(xr + 2 * H + j) + load<V>(hr + 2 * H + j)));
+                const V o = rnn_sigmoid<T>(V(load<V>(xr + 3 * H + j) + load<V>(hr + 3 * H + j)));
+                const V cn = f * load<V>(cpr + j) + i * g;
+                const V hn = o * vm::tanh(cn);
+                store(i, ar + j);
+                store(f, ar + H + j);
+                store(g, ar + 2 * H + j);
+                store(o, ar + 3 * H + j);
+                store(cn, cr + j);
+                store(hn, hnr + j);
+                store(hn, yr + j);
+            });
+        }
+    });
+}
+
+/// LSTM backward step. In: dh (gradient reaching h_t from step t+1), dy (row stride ldy, may be
+/// null), dc (gradient reaching c_t; overwritten with dc_{t-1}). Out: dg {B, 4H} (pre-activation
+/// gate gradients), carry {B, H} (the part of dh_{t-1} that bypasses W_hh: dh on padded rows).
+///   do = dh tanh(c) o(1-o);  dc += dh o (1 - tanh^2 c);  di = dc g i(1-i);
+///   df = dc c' f(1-f);  dg = dc i (1-g^2);  dc' = dc f
+template <class T>
+void lstm_backward_pass(std::size_t B, std::size_t H, const std::int64_t* len, std::size_t t, const T* act,
+                        const T* cp, const T* c, const T* dh, const T* dy, std::size_t ldy, T* dc, T* dg, T* carry) {
+    const std::size_t G = 4 * H;
+    parallel_rows(B, 16 * H, [&](std::size_t b0, std::size_t b1) {
+        for (std::size_t b = b0; b < b1; ++b) {
+            const T *ar = act + b * G, *cpr = cp + b * H, *cr = c + b * H, *dhr = dh + b * H;
+            T *dcr = dc + b * H, *dgr = dg + b * G, *kr = carry + b * H;
+            if (len && static_cast<std::int64_t>(t) >= len[b]) {
+                std::fill_n(dgr, G, T(0));
+                std::copy_n(dhr, H, kr);
+                continue;
+            }
+            const T* dyr = dy ? dy + b * ldy : nullptr;
+            simd_for<T>(H, [&]<class V>(std::size_t j) {
+                const V one(T(1));
+                const V i = load<V>(ar + j), f = load<V>(ar + H + j), g = load<V>(ar + 2 * H + j),
+                        o = load<V>(ar + 3 * H + j);
+                V d = load<V>(dhr + j);
+                if (dyr) d += load<V>(dyr + j);
+                const V tc = vm::tanh(load<V>(cr + j));
+                const V dct = load<V>(dcr + j) + d * o * (one - tc * tc);
+                store(V(dct * g * i * (one - i)), dgr + j);
+                store(V(dct * load<V>(cpr + j) * f * (one - f)), dgr + H + j);
+                store(V(dct * i * (one - g * g)), dgr + 2 * H + j);
+                store(V(d * tc * o * (one - o)), dgr + 3 * H + j);
+                store(V(dct * f), dcr + j);
+                store(V(T(0)), kr + j);
+            });
+        }
+    });
+}
+
+/// GRU forward step (PyTorch): r = sigma(xr + hr + b_hr), z = sigma(xz + hz + b_hz),
+/// m = hn + b_hn, n = tanh(xn + r m), h = (1 - z) n + z h'. xg holds b_ih only.
+/// Writes act {B, 4H} = (r, z, n, m), h, y.
+template <class T>
+void gru_forward_pass(std::size_t B, std::size_t H, const std::int64_t* len, std::size_t t, const T* xg, const T* hg,
+                      const T* bhh, const T* hp, T* act, T* h, T* y, std::size_t ldy) {
+    const std::size_t G = 3 * H;
+    parallel_rows(B, 12 * H, [&](std::size_t b0, std::size_t b1) {
+        for (std::size_t b = b0; b < b1; ++b) {
+            const T *xr = xg + b * G, *hr = hg + b * G, *hpr = hp + b * H;
+            T *ar = act + b * 4 * H, *hnr = h + b * H, *yr = y + b * ldy;
+            if (len && static_cast<std::int64_t>(t) >= len[b]) {
+                std::copy_n(hpr, H, hnr);
+                std::fill_n(yr, H, T(0));
+                continue;
+            }
+            simd_for<T>(H, [&]<class V>(std::size_t j) {
+                const V r = rnn_sigmoid<T>(V(load<V>(xr + j) + load<V>(hr + j) + load<V>(bhh + j)));
+                const V z = rnn_sigmoid<T>(V(load<V>(xr + H + j) + load<V>(hr + H + j) + load<V>(bhh + H + j)));
+                const V m = load<V>(hr + 2 * H + j) + load<V>(bhh + 2 * H + j);
+                const V n = vm::tanh(V(load<V>(xr + 2 * H + j) + r * m));
+                const V hn = (V(T(1)) - z) * n + z * load<V>(hpr + j);
+                store(r, ar + j);
+                store(z, ar + H + j);
+                store(n, ar + 2 * H + j);
+                store(m, ar + 3 * H + j);
+                store(hn, hnr + j);
+                store(hn, yr + j);
+            });
+        }
+    });
+}
+
+/// GRU backward step. Out: dgx {B, 3H} (gradient of the input projection: dr, dz, dn
+/// pre-activation), dgh {B, 3H} (of the recurrent projection: dr, dz, dn r), carry = dh z.
+///   dn = dh (1-z) (1-n^2);  dz = dh (h' - n) z(1-z);  dr = dn m r(1-r)
+template <class T>
+void gru_backward_pass(std::size_t B, std::size_t H, const std::int64_t* len, std::size_t t, const T* act,
+                       const T* hp, const T* dh, const T* dy, std::size_t ldy, T* dgx, T* dgh, T* carry) {
+    const std::size_t G = 3 * H;
+    parallel_rows(B, 16 * H, [&](std::size_t b0, std::size_t b1) {
+        for (std::size_t b = b0; b < b1; ++b) {
+            const T *ar = act + b * 4 * H, *hpr = hp + b * H, *dhr = dh + b * H;
+            T *gx = dgx + b * G, *gh = dgh + b * G, *kr = carry + b * H;
+            if (len && static_cast<std::int64_t>(t) >= len[b]) {
+                std::fill_n(gx, G, T(0));
+                std::fill_n(gh, G, T(0));
+                std::copy_n(dhr, H, kr);
+                continue;
+            }
+            const T* dyr = dy ? dy + b * ldy : nullptr;
+            simd_for<T>(H, [&]<class V>(std::size_t j) {
+                const V one(T(1));
+                const V r = load<V>(ar + j), z = load<V>(ar + H + j), n = load<V>(ar + 2 * H + j),
+                        m = load<V>(ar + 3 * H + j);
+                V d = load<V>(dhr + j);
+                if (dyr) d += load<V>(dyr + j);
+                const V dn = d * (one - z) * (one - n * n);
+                const V dz = d * (load<V>(hpr + j) - n) * z * (one - z);
+                const V dr = dn * m * r * (one - r);
+                store(dr, gx + j);
+                store(dz, gx + H + j);
+                store(dn, gx + 2 * H + j);
+                store(dr, gh + j);
+                store(dz, gh + H + j);
+                store(V(dn * r), gh + 2 * H + j);
+                store(V(d * z), kr + j);
+            });
+        }
+    });
+}
+
+// --- one layer, one direction -----------------------------------------------------------------
+
+/// What the backward of one layer and direction needs from its forward.
+template <class T>
+struct rnn_dir_saved {
+    tensor<T> act;  // {T, B, 4H}: LSTM i, f, g, o; GRU r, z, n, W_hn h + b_hn
+    tensor<T> hp;   // {T, B, H}: the hidden state before step t
+    tensor<T> cs;   // LSTM {T, B, H}: the cell state after step t
+    tensor<T> c0;   // LSTM {B, H}
+};
+
+/// Column sums of a {rows, cols} matrix added into out {cols}.
+template <class T>
+void add_column_sums(const T* a, std::size_t rows, std::size_t cols, T* out) {
+    for (std::size_t r = 0; r < rows; ++r) {
+        const T* ar = a + r * cols;
+        simd_for<T>(cols, [&]<class V>(std::size_t j) { store(V(load<V>(out + j) + load<V>(ar + j)), out + j); });
+    }
+}
+
+/// Forward of one layer and direction over inp {T, B, I} (contiguous, time-major). Writes y
+/// (columns of a {T, B, ldy} output), h_n and c_n {B, H}.
+template <class T>
+rnn_dir_saved<T> rnn_dir_forward(const rnn_spec& s, std::size_t Tn, std::size_t B, std::size_t I, const T* inp,
+                                 const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh, const T* h0, const T* c0,
+                                 const std::int64_t* len, bool reverse, T* y, std::size_t ldy, T* hn, T* cn) {
+    const std::size_t H = s.hidden_size, G = s.gates() * H;
+    const bool lstm = s.kind == rnn_kind::lstm;
+    rnn_dir_saved<T> sv;
+    sv.act = tensor<T>::uninitialized({Tn, B, 4 * H});
+    sv.hp = tensor<T>::uninitialized({Tn, B, H});
+    if (lstm) {
+        sv.cs = tensor<T>::uninitialized({Tn, B, H});
+        sv.c0 = tensor<T>::uninitialized({B, H});
+        std::copy_n(c0, B * H, sv.c0.data());
+    }
+    // the input projection of every step: one GEMM onto the broadcast bias
+    auto xg = tensor<T>::uninitialized({Tn * B, G});
+    for (std::size_t r = 0; r < Tn * B; ++r) {
+        T* row = xg.data() + r * G;
+        for (std::size_t j = 0; j < G; ++j) row[j] = lstm ? b_ih[j] + b_hh[j] : b_ih[j];
+    }
+    gemm<T>(false, true, Tn * B, G, I, T(1), inp, I, w_ih, I, T(1), xg.data(), G);
+    auto hg = tensor<T>::uninitialized({B, G});
+    const std::size_t BH = B * H;
+    std::copy_n(h0, BH, sv.hp.data() + (reverse ? Tn - 1 : 0) * BH);
+    for (std::size_t k = 0; k < Tn; ++k) {
+        const std::size_t t = reverse ? Tn - 1 - k : k;
+        const bool last = k + 1 == Tn;
+        const T* hp = sv.hp.data() + t * BH;
+        T* hnext = last ? hn : sv.hp.data() + (reverse ? t - 1 : t + 1) * BH;
+        gemm<T>(false, true, B, G, H, T(1), hp, H, w_hh, H, T(0), hg.data(), G);
+        T* act = sv.act.data() + t * B * 4 * H;
+        if (lstm) {
+            const T* cp = k == 0 ? c0 : sv.cs.data() + (reverse ? t + 1 : t - 1) * BH;
+            lstm_forward_pass<T>(B, H, len, t, xg.data() + t * B * G, hg.data(), hp, cp, act, sv.cs.data() + t * BH,
+                                 hnext, y + t * B * ldy, ldy);
+        } else {
+            gru_forward_pass<T>(B, H, len, t, xg.data() + t * B * G, hg.data(), b_hh, hp, act, hnext,
+                                y + t * B * ldy, ldy);
+        }
+    }
+    if (lstm) std::copy_n(sv.cs.data() + (reverse ? 0 : Tn - 1) * BH, BH, cn);
+    return sv;
+}
+
+/// Parameter gradients of one layer and direction (added into).
+template <class T>
+struct rnn_dir_grads {
+    T *w_ih, *w_hh, *b_ih, *b_hh;
+};
+
+/// Back-propagation through time for one layer and direction. dy: columns of a {T, B, ldy}
+/// gradient (null: none); dhn, dcn {B, H} (null: none). Adds into the parameter gradients and
+/// into dinp {T, B, I}; writes dh0, dc0.
+template <class T>
+void rnn_dir_backward(const rnn_spec& s, std::size_t Tn, std::size_t B, std::size_t I, const T* inp, const T* w_ih,
+                      const T* w_hh, const std::int64_t* len, bool reverse, const rnn_dir_saved<T>& sv,
+                      const T* dy, std::size_t ldy, const T* dhn, const T* dcn, rnn_dir_grads<T> gw, T* dinp,
+                      T* dh0, T* dc0) {
+    const std::size_t H = s.hidden_size, G = s.gates() * H, BH = B * H;
+    const bool lstm = s.kind == rnn_kind::lstm;
+    auto dgx = tensor<T>::uninitialized({Tn * B, G});
+    tensor<T> dgh = lstm ? dgx : tensor<T>::uninitialized({Tn * B, G});
+    auto dh = zeros<T>({B, H}), carry = tensor<T>::uninitialized({B, H}), dc = zeros<T>({B, H});
+    if (dhn) std::copy_n(dhn, BH, dh.data());
+    if (dcn && lstm) std::copy_n(dcn, BH, dc.data());
+    for (std::size_t k = 0; k < Tn; ++k) {
+        const std::size_t t = reverse ? k : Tn - 1 - k;  // the forward order, backwards
+        const bool first = k + 1 == Tn;                   // the forward's first step
+        const T* dyt = dy ? dy + t * B * ldy : nullptr;
+        const T* act = sv.act.data() + t * B * 4 * H;
+        if (lstm) {
+            const T* cp = first ? sv.c0.data() : sv.cs.data() + (reverse ? t + 1 : t - 1) * BH;
+            lstm_backward_pass<T>(B, H, len, t, act, cp, sv.cs.data() + t * BH, dh.data(), dyt, ldy, dc.data(),
+                                  dgx.data() + t * B * G, carry.data());
+        } else {
+            gru_backward_pass<T>(B, H, len, t, act, sv.hp.data() + t * BH, dh.data(), dyt, ldy,
+                                 dgx.data() + t * B * G, dgh.data() + t * B * G, carry.data());
+        }
+        // dh_{t-1} = carry + dG_t W_hh
+        gemm<T>(false, false, B, H, G, T(1), dgh.data() + t * B * G, G, w_hh, H, T(1), carry.data(), H);
+        std::swap(dh, carry);
+    }
+    std::copy_n(dh.data(), BH, dh0);
+    if (lstm) std::copy_n(dc.data(), BH, dc0);
+    // all steps at once
+    gemm<T>(true, false, G, I, Tn * B, T(1), dgx.data(), G, inp, I, T(1), gw.w_ih, I);
+    gemm<T>(true, false, G, H, Tn * B, T(1), dgh.data(), G, sv.hp.data(), H, T(1), gw.w_hh, H);
+    add_column_sums(dgx.data(), Tn * B, G, gw.b_ih);
+    add_column_sums(dgh.data(), Tn * B, G, gw.b_hh);
+    gemm<T>(false, false, Tn * B, I, G, T(1), dgx.data(), G, w_ih, I, T(1), dinp, I);
+}
+
+/// {B, T, C} <-> {T, B, C} (the same function both ways with the first two extents swapped).
+template <class T>
+tensor<T> swap_leading(const T* src, std::size_t A, std::size_t Bn, std::size_t C) {
+    auto out = tensor<T>::uninitialized({Bn, A, C});
+    for (std::size_t a = 0; a < A; ++a)
+        for (std::size_t b = 0; b < Bn; ++b) std::copy_n(src + (a * Bn + b) * C, C, out.data() + (b * A + a) * C);
+    return out;
+}
+
+/// The whole stack over one input: the expression operands, the parameters (4 per layer and
+/// direction, in PyTorch's order), lengths and dropout masks. Shared by the output nodes.
+template <class T, class X, class H0, class C0>
+struct rnn_core {
+    using value_type = T;
+    rnn_spec spec;
+    X x;
+    H0 h0;
+    C0 c0;
+    std::vector<parameter<T>> w;
+    std::optional<tensor<std::int64_t>> lengths;
+    std::vector<tensor<T>> masks;  // between layers, {T, B, D*H} (empty: no dropout)
+    std::size_t Tn = 0, B = 0;
+
+    struct result {
+        std::array<tensor<T>, 3> outs;         // y, h_n, c_n in the user's shapes
+        std::vector<tensor<T>> inputs;         // per layer, time-major (after dropout)
+        std::vector<rnn_dir_saved<T>> dirs;    // per layer and direction
+    };
+    pass_cache<result> cache;
+
+    rnn_core(rnn_spec s, X xe, H0 h, C0 c, std::vector<parameter<T>> ws, std::optional<tensor<std::int64_t>> len,
+             std::vector<tensor<T>> m)
+        : spec(s), x(std::move(xe)), h0(std::move(h)), c0(std::move(c)), w(std::move(ws)), lengths(std::move(len)),
+          masks(std::move(m)) {
+        const shape_t& xs = x.shape();
+        if (spec.cell) {
+            Tn = 1;
+            B = xs[0];
+        } else {
+            Tn = spec.batch_first ? xs[1] : xs[0];
+            B = spec.batch_first ? xs[0] : xs[1];
+        }
+    }
+
+    std::size_t H() const { return spec.hidden_size; }
+    std::size_t layer_input(std::size_t l) const { return l == 0 ? spec.input_size : spec.dirs() * H(); }
+    const std::int64_t* len() const { return lengths ? lengths->data() : nullptr; }
+
+    shape_t out_shape(int which) const {
+        const std::size_t H_ = H(), D = spec.dirs();
+        if (spec.cell) return {B, H_};
+        if (which == 0) return spec.batch_first ? shape_t{B, Tn, D * H_} : shape_t{Tn, B, D * H_};
+        return {spec.num_layers * D, B, H_};
+    }
+
+    const result& run() const {
+        return cache.get([&] {
+            result r;
+            const std::size_t H_ = H(), D = spec.dirs(), L = spec.num_layers, BH = B * H_;
+            tensor<T> xv = materialize(x);
+            tensor<T> inp = spec.batch_first && !spec.cell ? swap_leading(xv.data(), B, Tn, spec.input_size) : xv;
+            tensor<T> h0v = materialize(h0), c0v = materialize(c0);
+            auto hn = tensor<T>::uninitialized({L * D, B, H_}), cn = zeros<T>({L * D, B, H_});
+            tensor<T> y;
+            for (std::size_t l = 0; l < L; ++l) {
+                if (l > 0) {
+                    inp = y;
+                    if (!masks.empty()) {
+                        auto m = tensor<T>::uninitialized(y.shape());
+                        const T *a = y.data(), *k = masks[l - 1].data();
+                        for (std::size_t i = 0; i < m.size(); ++i) m.data()[i] = a[i] * k[i];
+                        inp = m;
+                    }
+                }
+                r.inputs.push_back(inp);
+                y = tensor<T>::uninitialized({Tn, B, D * H_});
+                for (std::size_t d = 0; d < D; ++d) {
+                    const std::size_t k = l * D + d;
+                    r.dirs.push_back(rnn_dir_forward<T>(
+                        spec, Tn, B, layer_input(l), inp.data(), w[4 * k].value().data(), w[4 * k + 1].value().data(),
+                        w[4 * k + 2].value().data(), w[4 * k + 3].value().data(), h0v.data() + k * BH,
+                        c0v.data() + k * BH, len(), d == 1, y.data() + d * H_, D * H_, hn.data() + k * BH,
+                        cn.data() + k * BH));
+                }
+            }
+            if (spec.cell) {
+                r.outs = {y.reshape(shape_t{B, H_}), hn.reshape(shape_t{B, H_}), cn.reshape(shape_t{B, H_})};
+            } else {
+                r.outs = {spec.batch_first ? swap_leading(y.data(), Tn, B, D * H_) : y, hn, cn};
+            }
+            return r;
+        });
+    }
+
+    /// Backward from the gradient g of output `which` (0: y, 1: h_n, 2: c_n).
+    void backward(int which, const tensor<T>& g) const {
+        const result& r = run();
+        const std::size_t H_ = H(), D = spec.dirs(), L = spec.num_layers, BH = B * H_;
+        tensor<T> dy;
+        if (which == 0) dy = spec.batch_first && !spec.cell ? swap_leading(g.data(), B, Tn, D * H_) : g;
+        const T* dhn = which == 1 ? g.data() : nullptr;
+        const T* dcn = which == 2 ? g.data() : nullptr;
+        auto dh0 = tensor<T>::uninitialized({L * D, B, H_}), dc0 = zeros<T>({L * D, B, H_});
+        std::vector<tensor<T>> gw;
+        for (const auto& p : w) gw.push_back(zeros<T>(p.shape()));
+        tensor<T> dinp;
+        for (std::size_t l = L; l-- > 0;) {
+            const std::size_t I = layer_input(l);
+            dinp = zeros<T>({Tn, B, I});
+            for (std::size_t d = 0; d < D; ++d) {
+                const std::size_t k = l * D + d;
+                rnn_dir_backward<T>(spec, Tn, B, I, r.inputs[l].data(), w[4 * k].value().data(),
+                                    w[4 * k + 1].value().data(), len(), d == 1, r.dirs[k],
+                                    dy.size() ? dy.data() + d * H_ : nullptr, D * H_, dhn ? dhn + k * BH : nullptr,
+                                    dcn ? dcn + k * BH : nullptr,
+                                    {gw[4 * k].data(), gw[4 * k + 1].data(), gw[4 * k + 2].data(), gw[4 * k + 3].data()},
+                                    dinp.data(), dh0.data() + k * BH, dc0.data() + k * BH);
+            }
+            if (l > 0) {
+                if (!masks.empty()) {
+                    const T* m = masks[l - 1].data();
+                    for (std::size_t i = 0; i < dinp.size(); ++i) dinp.data()[i] *= m[i];
+                }
+                dy = dinp;
+            }
+        }
+        if constexpr (X::has_grad) {
+            tensor<T> dx = spec.batch_first && !spec.cell ? swap_leading(dinp.data(), Tn, B, spec.input_size) : dinp;
+            push_grad(x, dx.reshape(x.shape()));
+        }
+        if constexpr (H0::has_grad) push_grad(h0, dh0.reshape(h0.shape()));
+        if constexpr (C0::has_grad)
+            if (spec.kind == rnn_kind::lstm) push_grad(c0, dc0.reshape(c0.shape()));
+        for (std::size_t i = 0; i < w.size(); ++i) push_grad(param_node<T>(w[i]), gw[i]);
+    }
+};
+
+}  // namespace detail
+
+/// One output of a recurrent stack (its sequence output y, or the final states h_n / c_n).
+/// The outputs of one call share a node: the forward runs once per pass.
+template <class Core>
+struct rnn_output_node : expression_base {
+    using value_type = typename Core::value_type;
+    using T = value_type;
+    using device_type = device::cpu;
+    static constexpr bool has_grad = true;
+    static constexpr bool is_scalar = false;
+
+    std::shared_ptr<const Core> core;
+    int which = 0;
+    shape_t shape_;
+
+    rnn_output_node(std::shared_ptr<const Core> c, int w) : core(std::move(c)), which(w), shape_(core->out_shape(w)) {}
+    const shape_t& shape() const { return shape_; }
+    tensor<T> forward_value() const { return core->run().outs[static_cast<std::size_t>(which)]; }
+    void backward_from(const tensor<T>& g) const { core->backward(which, g.contiguous()); }
+    template <class Ctx>
+    auto kernel(Ctx& ctx) const {
+        return ctx.materialized(*this);
+    }
+};
+
+namespace detail {
+
+/// Checks lengths {B} with values in [1, T]; throws value_error / shape_error naming the entry.
+inline void check_rnn_lengths(const char* who, const tensor<std::int64_t>& len, std::size_t B, std::size_t Tn) {
+    if (len.shape() != shape_t{B})
+        throw shape_error(std::string(who) + ": lengths must have shape {" + std::to_string(B) + "} (one per sequence), got " +
+                          to_string(len.shape()));
+    const auto lc = len.contiguous();
+    for (std::size_t b = 0; b < B; ++b) {
+        const std::int64_t v = lc.data()[b];
+        if (v < 1 || static_cast<std::uint64_t>(v) > Tn)
+            throw value_error(std::string(who) + ": lengths[" + std::to_string(b) + "] = " + std::to_string(v) +
+                              " is outside [1, " + std::to_string(Tn) + "] (the sequence length)");
+    }
+}
+
+/// Validates shapes and builds the shared core and its outputs.
+template <class T, class X, class H0, class C0>
+auto make_rnn(const rnn_spec& s, X x, H0 h0, C0 c0, std::vector<parameter<T>> w,
+              std::optional<tensor<std::int64_t>> lengths, double dropout, bool training, rng* gen) {
+    const std::string who = s.name();
+    const shape_t& xs = x.shape();
+    const std::size_t H = s.hidden_size, D = s.dirs(), L = s.num_layers;
+    if (s.cell ? xs.size() != 2 : xs.size() != 3)
+        throw shape_error(who + ": input must have shape " +
+                          (s.cell ? std::string("{batch, ") : s.batch_first ? std::string("{batch, seq, ") : std::string("{seq, batch, ")) +
+                          std::to_string(s.input_size) + "}, got " + to_string(xs));
+    if (xs.back() != s.input_size)
+        throw shape_error(who + ": input's last extent must be input_size " + std::to_string(s.input_size) + ", got " +
+                          to_string(xs));
+    const std::size_t Tn = s.cell ? 1 : (s.batch_first ? xs[1] : xs[0]);
+    const std::size_t B = s.cell ? xs[0] : (s.batch_first ? xs[0] : xs[1]);
+    if (Tn == 0 || B == 0) throw shape_error(who + ": empty input " + to_string(xs));
+    const shape_t state = s.cell ? shape_t{B, H} : shape_t{L * D, B, H};
+    if (h0.shape() != state) throw shape_error(who + ": h0 must have shape " + to_string(state) + ", got " + to_string(h0.shape()));
+    if (c0.shape() != state) throw shape_error(who + ": c0 must have shape " + to_string(state) + ", got " + to_string(c0.shape()));
+    if (w.size() != 4 * L * D) throw value_error(who + ": expected " + std::to_string(4 * L * D) + " weights");
+    for (std::size_t k = 0; k < L * D; ++k) {
+        const std::size_t I = k / D == 0 ? s.input_size : D * H, G = s.gates() * H;
+        const shape_t want[4] = {{G, I}, {G, H}, {G}, {G}};
+        static const char* names[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+        for (std::size_t i = 0; i < 4; ++i)
+            if (w[4 * k + i].shape() != want[i])
+                throw shape_error(who + ": " + names[i] + (s.cell ? "" : "_l" + std::to_string(k / D)) + (k % D ? "_reverse" : "") +
+                                  " must have shape " + to_string(want[i]) + ", got " + to_string(w[4 * k + i].shape()));
+    }
+    if (lengths) {
+        check_rnn_lengths(who.c_str(), *lengths, B, Tn);
+        lengths = lengths->contiguous();
+    }
+    std::vector<tensor<T>> masks;
+    if (training && dropout > 0 && L > 1) {
+        const T keep = static_cast<T>(1.0 / (1.0 - dropout));
+        for (std::size_t l = 0; l + 1 < L; ++l) {
+            auto m = tensor<T>::uninitialized({Tn, B, D * H});
+            for (std::size_t i = 0; i < m.size(); ++i) m.data()[i] = gen->uniform() < dropout ? T(0) : keep;
+            masks.push_back(m);
+        }
+    }
+    using core_t = rnn_core<T, X, H0, C0>;
+    auto core = std::make_shared<const core_t>(s, std::move(x), std::move(h0), std::move(c0), std::move(w),
+                                               std::move(lengths), std::move(masks));
+    return std::array<rnn_output_node<core_t>, 3>{rnn_output_node<core_t>(core, 0), rnn_output_node<core_t>(core, 1),
+                                                   rnn_output_node<core_t>(core, 2)};
+}
+
+}  // namespace detail
+
+/// The new states of one LSTM step.
+template <class N>
+struct lstm_state {
+    N h, c;
+};
+
+/// One LSTM step as torch.nn.LSTMCell: x {B, in}, h, c {B, H}; w_ih {4H, in}, w_hh {4H, H},
+/// b_ih, b_hh {4H}, gates i, f, g, o:
+///   i = s(W_ii x + b_ii + W_hi h + b_hi), f = s(...), g = tanh(...), o = s(...)
+///   c' = f c + i g,  h' = o tanh(c')
+/// Returns {h', c'} (expressions sharing one node).
+template <operand X, operand Hs, operand Cs, class T>
+auto lstm_cell(X&& x, Hs&& h, Cs&& c, const parameter<T>& w_ih, const parameter<T>& w_hh, const parameter<T>& b_ih,
+               const parameter<T>& b_hh) {
+    rnn_spec s;
+    s.kind = rnn_kind::lstm;
+    s.cell = true;
+    auto xe = as_expr(std::forward<X>(x));
+    auto he = as_expr(std::forward<Hs>(h));
+    s.input_size = xe.shape().empty() ? 0 : xe.shape().back();
+    s.hidden_size = he.shape().empty() ? 0 : he.shape().back();
+    auto outs = detail::make_rnn<T>(s, std::move(xe), std::move(he),
+                                    as_expr(std::forward<Cs>(c)), {w_ih, w_hh, b_ih, b_hh}, std::nullopt, 0, false, nullptr);
+    return lstm_state<typename decltype(outs)::value_type>{outs[1], outs[2]};
+}
+
+/// One GRU step as torch.nn.GRUCell: x {B, in}, h {B, H}; w_ih {3H, in}, w_hh {3H, H}, gates r, z, n:
+///   r = s(W_ir x + b_ir + W_hr h + b_hr), z = s(W_iz x + b_iz + W_hz h + b_hz)
+///   n = tanh(W_in x + b_in + r (W_hn h + b_hn)),  h' = (1 - z) n + z h
+template <operand X, operand Hs, class T>
+auto gru_cell(X&& x, Hs&& h, const parameter<T>& w_ih, const parameter<T>& w_hh, const parameter<T>& b_ih,
+              const parameter<T>& b_hh) {
+    rnn_spec s;
+    s.kind = rnn_kind::gru;
+    s.cell = true;
+    auto xe = as_expr(std::forward<X>(x));
+    auto he = as_expr(std::forward<Hs>(h));
+    const shape_t hs = he.shape();
+    s.input_size = xe.shape().empty() ? 0 : xe.shape().back();
+    s.hidden_size = hs.empty() ? 0 : hs.back();
+    auto outs = detail::make_rnn<T>(s, std::move(xe), std::move(he), tensor_node<T>(zeros<T>(hs)),
+                                    {w_ih, w_hh, b_ih, b_hh}, std::nullopt, 0, false, nullptr);
+    return outs[1];
+}
+
+}  // namespace xgrad
