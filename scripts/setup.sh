@@ -24,6 +24,7 @@ packages=(
   libbenchmark-dev
   libopenblas-dev
   zlib1g-dev
+  libbz2-dev
   dataset-fashion-mnist
 )
 # Never install libthrust-dev / libcub-dev: Debian's old Thrust lands in

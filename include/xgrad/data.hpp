@@ -1,5 +1,7 @@
 #pragma once
 // Data pipeline: readers (IDX, CIFAR-10, CSV, npy), datasets, transforms and the loader.
+#include "io/arff.hpp"
+#include "io/bz2.hpp"
 #include "io/cifar10.hpp"
 #include "io/csv.hpp"
 #include "io/gzip.hpp"

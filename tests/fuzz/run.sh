@@ -51,12 +51,18 @@ st() { local n=${#1}; printf "\\x$(printf %02x $((n & 255)))\\x$(printf %02x $((
   printf '\x00\x00\x00\x00\x00\x00\xf0\x3f\x00\x3c\x01\x7c\x80\x3f\x01\x00'; } > "$c/mixed"
 { st '{ "\u00e9\ud83d\ude00" : {"dtype":"I8","shape":[],"data_offsets":[0,1]} }   '; printf '\xff'; } > "$c/unicode"
 
+c=$(seeds text)
+# byte 0 picks the reader: 0 ARFF, 1 CSV text columns, 2 bzip2
+{ printf '\x00'; printf "@relation r\n@attribute t string\n@attribute n numeric\n@attribute c {a,'b c'}\n@data\n'x\\n\\'y',1.5,a\n\"z\",?,'b c'\n"; } > "$c/arff"
+{ printf '\x19'; printf 'text,label\n"a, b",pos\nc,neg\n'; } > "$c/csv"
+{ printf '\x02'; python3 -c "import bz2, sys; sys.stdout.buffer.write(bz2.compress(b'hello hello hello text'))"; } > "$c/bz2"
+
 # --- build and run ----------------------------------------------------------------
 status=0
-for target in idx cifar10 csv npy safetensors; do
+for target in idx cifar10 csv npy safetensors text; do
     exe="$work/fuzz_$target"
     clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-        -I "$root/include" "$root/tests/fuzz/fuzz_$target.cpp" -lz -o "$exe"
+        -I "$root/include" "$root/tests/fuzz/fuzz_$target.cpp" -lz -lbz2 -o "$exe"
     mkdir -p "$work/artifacts"
     echo "== fuzz_$target: ${secs}s"
     if ! "$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \

@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "../core/rng.hpp"
@@ -32,6 +33,11 @@ struct loader_options {
     std::size_t workers = 0;  ///< threads assembling batches; 0 loads in the iterating thread
     std::size_t prefetch = 2; ///< batches ready or in preparation ahead of the consumer (at least `workers`)
     std::uint64_t seed = 0;   ///< drives the shuffle and every random transform
+    /// Bucketing by length (datasets with `length(i)`, e.g. text::text_dataset): the epoch's
+    /// order is cut into pools of bucket_pool * batch_size samples, each pool is sorted by
+    /// length and cut into batches, then the full batches are shuffled (when `shuffle`).
+    /// Batches hold texts of similar lengths, so trimming their padding saves work. 0: off.
+    std::size_t bucket_pool = 0;
 };
 
 namespace detail {
@@ -47,6 +53,38 @@ inline std::vector<std::size_t> epoch_order(std::size_t n, bool shuffle, std::ui
     return order;
 }
 
+template <class D>
+concept has_length = requires(const D& d, std::size_t i) {
+    { d.length(i) } -> std::convertible_to<std::size_t>;
+};
+
+/// Reorders an epoch's order into length buckets (see loader_options::bucket_pool).
+template <class D>
+void bucket_order(const D& ds, std::vector<std::size_t>& order, const loader_options& opt, std::uint64_t epoch) {
+    const std::size_t pool = opt.bucket_pool * opt.batch_size;
+    std::vector<std::pair<std::size_t, std::size_t>> keyed;  // (length, index)
+    for (std::size_t start = 0; start < order.size(); start += pool) {
+        const std::size_t stop = std::min(order.size(), start + pool);
+        keyed.clear();
+        for (std::size_t k = start; k < stop; ++k) keyed.emplace_back(static_cast<std::size_t>(ds.length(order[k])), order[k]);
+        std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (std::size_t k = start; k < stop; ++k) order[k] = keyed[k - start].second;
+    }
+    const std::size_t full = order.size() / opt.batch_size;
+    if (!opt.shuffle || full < 2) return;
+    std::vector<std::size_t> perm(full);
+    for (std::size_t b = 0; b < full; ++b) perm[b] = b;
+    rng gen(sample_seed(opt.seed, epoch, ~std::uint64_t{1}));
+    for (std::size_t b = full - 1; b > 0; --b) std::swap(perm[b], perm[gen.below(b + 1)]);
+    std::vector<std::size_t> out(order.size());
+    for (std::size_t b = 0; b < full; ++b)
+        std::copy_n(order.begin() + static_cast<std::ptrdiff_t>(perm[b] * opt.batch_size), opt.batch_size,
+                    out.begin() + static_cast<std::ptrdiff_t>(b * opt.batch_size));
+    std::copy(order.begin() + static_cast<std::ptrdiff_t>(full * opt.batch_size), order.end(),
+              out.begin() + static_cast<std::ptrdiff_t>(full * opt.batch_size));
+    order.swap(out);
+}
+
 /// One epoch in progress: owns the worker threads and the window of batches.
 template <class D>
 class epoch_run {
@@ -58,6 +96,8 @@ public:
         : ds_(std::move(ds)), opt_(opt), epoch_(epoch) {
         const std::size_t n = static_cast<std::size_t>(ds_->size());
         order_ = epoch_order(n, opt_.shuffle, opt_.seed, epoch_);
+        if constexpr (has_length<D>)
+            if (opt_.bucket_pool != 0) bucket_order(*ds_, order_, opt_, epoch_);
         batches_ = opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
         const std::size_t threads = std::min(opt_.workers, batches_);
         if (threads == 0) return;
@@ -230,6 +270,8 @@ public:
     /// value_error for a zero batch size.
     loader(D ds, loader_options opt = {}) : ds_(std::make_shared<const D>(std::move(ds))), opt_(opt) {
         if (opt_.batch_size == 0) throw value_error("loader: batch_size must be positive");
+        if (opt_.bucket_pool != 0 && !detail::has_length<D>)
+            throw value_error("loader: bucket_pool needs a dataset with length(i)");
     }
 
     /// Starts the next epoch.
