@@ -27,7 +27,7 @@ using namespace xgrad;
 
 namespace {
 
-struct split {
+struct text_split {
     std::vector<std::vector<std::int64_t>> ids;  // token ids, truncated to max_len, at least 1
     std::vector<std::int64_t> labels;
 };
@@ -62,7 +62,7 @@ struct batch {
     tensor<float> pool;
     attention_mask mask;
 };
-batch make_batch(const split& s, const std::vector<std::size_t>& order, std::size_t from, std::size_t to) {
+batch make_batch(const text_split& s, const std::vector<std::size_t>& order, std::size_t from, std::size_t to) {
     const std::size_t B = to - from;
     std::size_t S = 0;
     for (std::size_t i = from; i < to; ++i) S = std::max(S, s.ids[order[i]].size());
@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
     for (const auto& s : test_t.strings("Text")) test_tokens.push_back(tok(s));
     const auto vocab = text::vocabulary::build(train_tokens, {.min_count = 2});
     auto encode = [&](const std::vector<std::vector<std::string>>& docs, const std::vector<std::int64_t>& labels) {
-        split s{{}, labels};
+        text_split s{{}, labels};
         for (const auto& d : docs) {
             auto ids = vocab.encode(d);
             if (ids.size() > max_len) ids.resize(max_len);
@@ -131,8 +131,8 @@ int main(int argc, char** argv) {
         }
         return s;
     };
-    const split train = encode(train_tokens, train_t.labels("class-att"));
-    const split test = encode(test_tokens, test_t.labels("class-att"));
+    const text_split train = encode(train_tokens, train_t.labels("class-att"));
+    const text_split test = encode(test_tokens, test_t.labels("class-att"));
     const std::size_t pos_train = static_cast<std::size_t>(std::count(train.labels.begin(), train.labels.end(), 1));
     std::printf("%s: %zu training stories (%zu positive), %zu test, vocabulary %zu, max_len %zu, %zu thread(s)\n",
                 stem.c_str(), train.labels.size(), pos_train, test.labels.size(), vocab.size(), max_len, threads);
@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
     const auto weights = from_vector<float>({static_cast<float>(n / (2.0 * (n - pos_train))),
                                              static_cast<float>(n / (2.0 * pos_train))}, {2});
 
-    auto evaluate = [&](const split& s) {
+    auto evaluate = [&](const text_split& s) {
         m.eval();
         std::vector<std::size_t> order(s.labels.size());
         std::iota(order.begin(), order.end(), 0);
