@@ -1,0 +1,99 @@
+#pragma once
+// fork<N>(x): N handles on one value, for an expression used N times (a residual branch
+// x + f(x)). Without it each use pushes its gradient through x's whole subgraph separately, so
+// a subgraph below k residual joins is walked 2^k times. The handles share one materialized
+// value per pass and one gradient buffer: each handle's backward adds its gradient, and the
+// last of the N pushes the sum into x once.
+//   d/dx = sum over the N uses of their upstream gradients.
+#include <array>
+#include <memory>
+
+#include "../expr/op_node.hpp"
+
+namespace xgrad {
+
+namespace detail {
+
+template <class E>
+struct fork_state {
+    using tensor_type = tensor<typename E::value_type, expr_device_t<E>>;
+    E arg;
+    std::size_t uses;
+    pass_cache<tensor_type> value;
+    tensor_type grad;
+    std::size_t arrived = 0;
+    std::uint64_t pass = 0;
+};
+
+template <class E>
+struct fork_node : expression_base {
+    using value_type = typename E::value_type;
+    using device_type = device_of_t<E>;
+    using tensor_type = tensor<value_type, expr_device_t<E>>;
+    static constexpr bool has_grad = E::has_grad;
+    static constexpr bool is_scalar = false;
+
+    std::shared_ptr<fork_state<E>> st;
+    shape_t shape_;
+
+    const shape_t& shape() const { return shape_; }
+
+    tensor_type forward_value() const {
+        return st->value.get([&] { return materialize(st->arg); });
+    }
+
+    void backward_from(const tensor_type& g) const {
+        if constexpr (has_grad) {
+            auto& s = *st;
+            if (s.pass != current_pass()) {  // a new pass (or an abandoned one): start over
+                s.pass = current_pass();
+                s.arrived = 0;
+            }
+            if (s.arrived == 0)
+                s.grad = g.contiguous().clone();
+            else
+                s.grad = cpu_or_device_add(s.grad, g);
+            if (++s.arrived == s.uses) {
+                s.arrived = 0;
+                tensor_type total = std::move(s.grad);
+                s.grad = {};
+                push_grad(s.arg, total);
+            }
+        }
+    }
+
+    template <class Ctx>
+    auto kernel(Ctx& ctx) const {
+        return ctx.materialized(*this);
+    }
+
+private:
+    static tensor_type cpu_or_device_add(const tensor_type& a, const tensor_type& b) {
+        static_assert(std::is_same_v<expr_device_t<E>, device::cpu>, "xgrad::fork: CPU only for now");
+        tensor_type out = a;
+        auto* o = out.data();
+        const auto bc = b.contiguous();
+        const auto* pb = bc.data();
+        simd_for<value_type>(out.size(), [&]<class V>(std::size_t j) { store(V(load<V>(o + j) + load<V>(pb + j)), o + j); });
+        return out;
+    }
+};
+
+}  // namespace detail
+
+/// N handles on the value of x, whose gradients are summed and pushed into x once per backward.
+/// Every handle must be used in the same expression (a handle left out holds the push back).
+template <std::size_t N, operand X>
+auto fork(X&& x) {
+    static_assert(N >= 1, "xgrad::fork<N>: N must be at least 1");
+    using E = expr_t<X>;
+    auto st = std::make_shared<detail::fork_state<E>>(detail::fork_state<E>{as_expr(std::forward<X>(x)), N, {}, {}, 0, 0});
+    std::array<detail::fork_node<E>, N> out;
+    for (auto& h : out) {
+        h.st = st;
+        h.shape_ = st->arg.shape();
+    }
+    return out;
+}
+
+}  // namespace xgrad
