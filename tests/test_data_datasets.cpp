@@ -8,25 +8,13 @@
 #include <string>
 
 #include "data_test_support.hpp"
+#include "test_support.hpp"
 
 using namespace xgrad_test;
 namespace data = xgrad::data;
 using xgrad::shape_t;
 
 namespace {
-
-template <class E = xgrad::format_error, class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    BOOST_FAIL("expected an exception");
-    return {};
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 /// Writes a 3-image 2x2 IDX pair with the given labels under `stem` ("train" or "t10k").
 void write_pair(const std::filesystem::path& dir, const std::string& stem, std::initializer_list<int> labels,

@@ -17,6 +17,9 @@
 #include <vector>
 
 #include "data_test_support.hpp"
+#include "test_support.hpp"
+
+using xgrad_test::contains;
 
 namespace nn = xgrad::nn;
 namespace cb = xgrad::callbacks;
@@ -69,8 +72,6 @@ std::vector<float> flat(mlp& m) {
         for (float f : p.value().to_vector()) v.push_back(f);
     return v;
 }
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 
 }  // namespace

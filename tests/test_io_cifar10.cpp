@@ -7,25 +7,13 @@
 #include <string>
 
 #include "data_test_support.hpp"
+#include "test_support.hpp"
 
 using namespace xgrad_test;
 namespace io = xgrad::io;
 namespace data = xgrad::data;
 
 namespace {
-
-template <class E = xgrad::format_error, class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    BOOST_FAIL("expected an exception");
-    return {};
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 /// Pixel value a test record holds at (channel, y, x): distinct per record and position.
 std::uint8_t pixel(int record, int c, int y, int x) { return static_cast<std::uint8_t>(record * 31 + c * 7 + y * 3 + x); }

@@ -8,24 +8,12 @@
 #include <vector>
 
 #include "data_test_support.hpp"
+#include "test_support.hpp"
 
 using namespace xgrad_test;
 namespace io = xgrad::io;
 
 namespace {
-
-template <class E = xgrad::format_error, class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    BOOST_FAIL("expected an exception");
-    return {};
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::vector<float> floats(const xgrad::tensor<float>& t) { return t.to_vector(); }
 std::vector<std::int64_t> ints(const xgrad::tensor<std::int64_t>& t) { return t.to_vector(); }

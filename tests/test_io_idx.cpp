@@ -9,25 +9,12 @@
 #include <string>
 
 #include "data_test_support.hpp"
+#include "test_support.hpp"
 
 using namespace xgrad_test;
 namespace io = xgrad::io;
 
 namespace {
-
-/// The message of the format_error `f` throws; fails the test if it throws nothing.
-template <class E = xgrad::format_error, class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    BOOST_FAIL("expected an exception");
-    return {};
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 /// A {2, 2, 3} uint8 image stack holding 0, 10, 20, ... 110.
 bytes small_u8() {

@@ -5,6 +5,10 @@
 
 #include <string>
 #include <vector>
+#include "test_support.hpp"
+
+using xgrad_test::contains;
+using xgrad_test::error_of;
 
 namespace m = xgrad::metrics;
 using xgrad::tensor;
@@ -25,18 +29,6 @@ tensor<std::int64_t> labels(const std::vector<std::int64_t>& y) { return xgrad::
 //    [1 0 1]]
 const std::vector<std::int64_t> truth{0, 0, 1, 1, 1, 2, 2};
 const std::vector<std::size_t> predicted{0, 1, 1, 1, 1, 0, 2};
-
-template <class E, class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    BOOST_FAIL("expected an exception");
-    return {};
-}
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace
 

@@ -9,6 +9,9 @@
 #include <xgrad/nn.hpp>
 #include <xgrad/optim.hpp>
 #include <xgrad/xgrad.hpp>
+#include "test_support.hpp"
+
+using xgrad_test::contains;
 
 namespace nn = xgrad::nn;
 using xgrad::shape_t;
@@ -32,8 +35,6 @@ std::string message_of(F&& f) {
     }
     return {};
 }
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // A user layer with the optional base: residual MLP block.
 struct residual_block : nn::module<residual_block> {

@@ -15,25 +15,13 @@
 #include <vector>
 
 #include "data_test_support.hpp"
+#include "test_support.hpp"
 
 using namespace xgrad_test;
 namespace io = xgrad::io;
 using xgrad::tensor;
 
 namespace {
-
-template <class E = xgrad::format_error, class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    BOOST_FAIL("expected an exception");
-    return {};
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 /// A file made of an explicit JSON header (no padding added) and raw data bytes.
 bytes st_file(const std::string& json, const bytes& data = {}) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "data_test_support.hpp"
+#include "test_support.hpp"
 
 using namespace xgrad_test;
 namespace io = xgrad::io;
@@ -22,19 +23,6 @@ using strings = std::vector<std::string>;
 using ids_t = std::vector<std::int64_t>;
 
 namespace {
-
-template <class E = xgrad::format_error, class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    BOOST_FAIL("expected an exception");
-    return {};
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 bytes bzip2(const std::string& s) {
     std::vector<char> out(s.size() + s.size() / 50 + 700);

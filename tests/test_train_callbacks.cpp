@@ -13,13 +13,14 @@
 #include <vector>
 
 #include "data_test_support.hpp"
+#include "test_support.hpp"
+
+using xgrad_test::contains;
 
 using xgrad::logs;
 namespace cb = xgrad::callbacks;
 
 namespace {
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::string read_text(const std::filesystem::path& p) {
     std::ifstream in(p);
