@@ -18,6 +18,8 @@ BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}
 
 bash scripts/setup.sh
+# shellcheck source=openblas_env.sh
+source scripts/openblas_env.sh
 
 cmake -S . -B "$BUILD_DIR" \
   -DCMAKE_BUILD_TYPE=Release \

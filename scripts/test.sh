@@ -64,6 +64,8 @@ phase() {
 }
 
 phase "setup" bash scripts/setup.sh
+# shellcheck source=openblas_env.sh
+source scripts/openblas_env.sh
 
 # Python's safetensors + numpy for the checkpoint interop test; without them CMake just does
 # not register that test.
