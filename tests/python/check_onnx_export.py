@@ -34,7 +34,7 @@ def main():
         if out.returncode != 0:
             sys.exit(f"{helper} failed ({out.returncode}): {out.stderr}")
         names = [line.split("\t")[1] for line in out.stdout.splitlines() if line.startswith("model\t")]
-        check(names == ["mlp", "seq", "cnn", "gap"], f"models written: {names}")
+        check(names == ["mlp", "seq", "cnn", "gap", "lstm", "gru", "lstm_t"], f"models written: {names}")
         for name in names:
             path = os.path.join(tmp, name + ".onnx")
             model = onnx.load(path)

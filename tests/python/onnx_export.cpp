@@ -10,6 +10,9 @@
 //         leaky_relu, avg_pool2d (padding), adaptive_avg_pool2d {2, 2}, flatten, linear,
 //         batch_norm1d, sigmoid, linear, log_softmax                              {N, 3, 16, 16}
 //   gap   conv2d (stride 2, no bias), adaptive_avg_pool2d {1, 1}, flatten(2), flatten, linear  {N, 3, 9, 9}
+//   lstm  linear (MatMul on rank 3), lstm (2 layers, bidirectional, batch_first)  {N, 7, 6}
+//   gru   gru (2 layers, bidirectional, batch_first) as the model                 {N, 7, 6}
+//   lstm_t  lstm (1 layer, forward, time-major) as the model; dimension 0 (time) symbolic {T, 3, 6}
 #include <xgrad/io/npy.hpp>
 #include <xgrad/io/onnx.hpp>
 #include <xgrad/nn.hpp>
@@ -64,7 +67,11 @@ void write_case(const fs::path& dir, const std::string& name, M& model, xgrad::s
     shape[0] = 5;
     const auto x = xgrad::randn<float>(shape, g);
     nn::eval(model);
-    const xgrad::tensor<float> y = xgrad::eval(model(x));
+    xgrad::tensor<float> y;
+    if constexpr (requires { model(x).output; })  // a recurrent layer last: its output sequence
+        y = xgrad::eval(model(x).output);
+    else
+        y = xgrad::eval(model(x));
     nn::train(model);
     xgrad::io::write_npy(dir / (name + "_input.npy"), x);
     xgrad::io::write_npy(dir / (name + "_output.npy"), y);
@@ -114,6 +121,13 @@ int main(int argc, char** argv) {
     auto gap = nn::sequential(nn::conv2d(3, 6, 3, {.stride = 2, .bias = false}), nn::adaptive_avg_pool2d({1, 1}),
                               nn::flatten(2), nn::flatten(), nn::linear(6, 3));
     write_case(dir, "gap", gap, {2, 3, 9, 9}, g);
+
+    auto lstm = nn::sequential(nn::linear(6, 8), nn::lstm(8, 5, {.num_layers = 2, .bidirectional = true, .batch_first = true}));
+    write_case(dir, "lstm", lstm, {2, 7, 6}, g);
+    auto gru = nn::gru(6, 5, {.num_layers = 2, .bidirectional = true, .batch_first = true});
+    write_case(dir, "gru", gru, {2, 7, 6}, g);
+    auto lstm_t = nn::lstm(6, 4);
+    write_case(dir, "lstm_t", lstm_t, {2, 3, 6}, g);
 
     // the encoding starts with ir_version 8 and names opset 17 at the end
     const std::string bytes = xgrad::onnx::to_bytes(mlp, {2, 20});

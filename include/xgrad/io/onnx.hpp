@@ -18,6 +18,10 @@
 //   batch_norm1d / batch_norm2d    BatchNormalization (inference: running statistics)
 //   layer_norm                     LayerNormalization
 //   dropout                        Identity
+//   lstm / gru                     one LSTM / GRU node per layer (gates reordered to ONNX's
+//                                  i, o, f, c and z, r, h; GRU linear_before_reset = 1),
+//                                  Transpose around them for batch_first, Transpose + Reshape
+//                                  of Y {T, D, B, H} to {T, B, D*H}; the output sequence only
 //   sequential                     its layers, in order
 // Any other layer is a value_error naming it ("layer '2' (embedding)").
 //
@@ -25,16 +29,18 @@
 //   ModelProto: ir_version 1, producer_name 2, producer_version 3, graph 7, opset_import 8
 //   GraphProto: node 1, name 2, initializer 5, input 11, output 12
 //   NodeProto: input 1, output 2, name 3, op_type 4, attribute 5
-//   AttributeProto: name 1, f 2, i 3, ints 8, type 20 (FLOAT 1, INT 2, INTS 7)
+//   AttributeProto: name 1, f 2, i 3, s 4, ints 8, type 20 (FLOAT 1, INT 2, STRING 3, INTS 7)
 //   TensorProto: dims 1, data_type 2 (FLOAT 1, INT64 7, DOUBLE 11), name 8, raw_data 9
 //   ValueInfoProto: name 1, type 2 -> TypeProto.tensor_type 1 -> elem_type 1, shape 2 -> dim 1
 //     -> dim_value 1 | dim_param 2
 #include <cmath>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -50,6 +56,7 @@
 #include "../nn/module.hpp"
 #include "../nn/normalization.hpp"
 #include "../nn/pooling.hpp"
+#include "../nn/rnn.hpp"
 #include "../nn/sequential.hpp"
 #include "detail/protobuf.hpp"
 
@@ -77,6 +84,11 @@ template <class L>
 inline constexpr bool is_sequential = false;
 template <class... L>
 inline constexpr bool is_sequential<nn::sequential<L...>> = true;
+
+template <class L>
+inline constexpr bool is_rnn = false;
+template <class T, rnn_kind K>
+inline constexpr bool is_rnn<nn::recurrent<T, K>> = true;
 
 template <class T>
 constexpr std::int64_t elem_type() {
@@ -172,6 +184,53 @@ inline std::vector<std::int64_t> pads(size2 p) { return {p.h, p.w, p.h, p.w}; }
 template <class T, class L>
 std::string export_layer(graph<T>& g, L& l, std::string x, tensor<T>& value);
 
+/// The rows of a PyTorch gate-stacked matrix {G*H, cols} (or vector, cols = 1) in ONNX's gate
+/// order: block k of the result is block order[k] of the source.
+template <class T>
+void put_gates(const tensor<T>& src, std::size_t H, const std::vector<std::size_t>& order, T* dst) {
+    const auto c = src.contiguous();
+    const std::size_t cols = c.size() / (order.size() * H);
+    for (std::size_t k = 0; k < order.size(); ++k)
+        std::copy_n(c.data() + order[k] * H * cols, H * cols, dst + k * H * cols);
+}
+
+/// nn::lstm / nn::gru: one ONNX LSTM / GRU node per layer on {T, B, in}.
+template <class T, class L>
+std::string export_rnn(graph<T>& g, L& l, std::string x, const std::string& name) {
+    constexpr bool lstm = std::string_view(L::kind) == "lstm";
+    const std::size_t H = l.hidden_size(), D = l.bidirectional() ? 2 : 1, G = (lstm ? 4 : 3) * H;
+    // PyTorch i, f, g, o -> ONNX i, o, f, c; PyTorch r, z, n -> ONNX z, r, h
+    const std::vector<std::size_t> order = lstm ? std::vector<std::size_t>{0, 3, 1, 2} : std::vector<std::size_t>{1, 0, 2};
+    if (l.batch_first()) x = g.node("Transpose", {x}, name, {attr_ints("perm", {1, 0, 2})});
+    for (std::size_t k = 0; k < l.num_layers(); ++k) {
+        const std::size_t in = k == 0 ? l.input_size() : D * H;
+        auto w = tensor<T>::uninitialized({D, G, in}), r = tensor<T>::uninitialized({D, G, H});
+        auto b = tensor<T>::uninitialized({D, 2 * G});
+        for (std::size_t d = 0; d < D; ++d) {
+            put_gates(l.weight_ih(k, d == 1).value(), H, order, w.data() + d * G * in);
+            put_gates(l.weight_hh(k, d == 1).value(), H, order, r.data() + d * G * H);
+            put_gates(l.bias_ih(k, d == 1).value(), H, order, b.data() + d * 2 * G);
+            put_gates(l.bias_hh(k, d == 1).value(), H, order, b.data() + d * 2 * G + G);
+        }
+        const std::string ln = name + ".l" + std::to_string(k);
+        std::vector<pb_writer> a{attr_int("hidden_size", static_cast<std::int64_t>(H))};
+        pb_writer dir;
+        dir.bytes_field(1, "direction");
+        dir.bytes_field(4, D == 2 ? "bidirectional" : "forward");
+        dir.int_field(20, 3);  // STRING
+        a.push_back(dir);
+        if (!lstm) a.push_back(attr_int("linear_before_reset", 1));
+        const std::string y = g.node(lstm ? "LSTM" : "GRU",
+                                     {x, g.weights(ln + ".W", w), g.weights(ln + ".R", r), g.weights(ln + ".B", b)}, ln, a);
+        // Y {T, D, B, H} -> {T, B, D, H} -> {T, B, D*H}
+        x = g.node("Reshape", {g.node("Transpose", {y}, ln, {attr_ints("perm", {0, 2, 1, 3})}),
+                               g.int64s(g.fresh(ln + ".shape"), {0, 0, -1})},
+                   ln);
+    }
+    if (l.batch_first()) x = g.node("Transpose", {x}, name, {attr_ints("perm", {1, 0, 2})});
+    return x;
+}
+
 template <class T, class... L, std::size_t... I>
 std::string export_sequence(graph<T>& g, nn::sequential<L...>& s, std::string x, tensor<T>& value,
                             std::index_sequence<I...>) {
@@ -196,16 +255,22 @@ std::string export_layer(graph<T>& g, L& l, std::string x, tensor<T>& value) {
             std::is_same_v<L, nn::adaptive_avg_pool2d> || std::is_same_v<L, nn::relu> ||
             std::is_same_v<L, nn::leaky_relu> || std::is_same_v<L, nn::sigmoid> || std::is_same_v<L, nn::tanh> ||
             std::is_same_v<L, nn::gelu> || std::is_same_v<L, nn::softmax> || std::is_same_v<L, nn::log_softmax> ||
-            std::is_same_v<L, nn::flatten> || std::is_same_v<L, nn::dropout>;
+            std::is_same_v<L, nn::flatten> || std::is_same_v<L, nn::dropout> || is_rnn<L>;
         if constexpr (!known) {
             throw value_error("onnx::save: " + label + " has no ONNX mapping");
         } else {
             static_assert(std::is_same_v<nn::device_type_of<L>, device::cpu>,
                           "onnx::save: export a model on the CPU (xgrad::to<xgrad::device::cpu>(model))");
             const shape_t in_shape = value.shape();
-            tensor<T> out = xgrad::eval(l(value));
+            tensor<T> out;
+            if constexpr (is_rnn<L>)
+                out = xgrad::eval(l(value).output);
+            else
+                out = xgrad::eval(l(value));
             std::string y;
-            if constexpr (is_a<L, nn::linear>) {
+            if constexpr (is_rnn<L>) {
+                y = export_rnn(g, l, x, name);
+            } else if constexpr (is_a<L, nn::linear>) {
                 if (in_shape.size() == 2) {
                     std::vector<std::string> in{x, g.weights(name + ".weight", l.weight.value())};
                     if (l.has_bias()) in.push_back(g.weights(name + ".bias", l.bias.value()));

@@ -82,7 +82,10 @@ private:
     template <std::size_t I, class X>
     auto run(X&& x) {
         if constexpr (I == sizeof...(L)) {
-            return as_expr(std::forward<X>(x));
+            if constexpr (operand<X>)
+                return as_expr(std::forward<X>(x));
+            else  // a last layer's own result, e.g. lstm_output
+                return std::remove_cvref_t<X>(std::forward<X>(x));
         } else {
             auto& l = std::get<I>(layers_);
             if constexpr (detail::module_based<decltype(l)>) {
