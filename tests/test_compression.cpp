@@ -337,6 +337,52 @@ BOOST_AUTO_TEST_CASE(quantized_linear_matches_dequantized_and_float) {
     BOOST_CHECK_THROW(q(randn<float>({3, 36}, g)), shape_error);
 }
 
+BOOST_AUTO_TEST_CASE(quantized_lstm_close_to_float_and_round_trips) {
+    nn::manual_seed(4);
+    auto model = nn::sequential(nn::linear(6, 8), nn::lstm(8, 16, {.num_layers = 2, .bidirectional = true, .batch_first = true}));
+    rng g(7);
+    const auto x = randn<float>({3, 9, 6}, g);
+    auto q = quant::quantize_dynamic(model);  // linear -> quantized_linear, lstm -> quantized_lstm
+    const auto yq = q(x);
+    const auto yf = model(x);
+    const tensor<float> f[3] = {eval(yf.output), eval(yf.h_n), eval(yf.c_n)};
+    const tensor<float>* qs[3] = {&yq.output, &yq.h_n, &yq.c_n};
+    const char* names[3] = {"output", "h_n", "c_n"};
+    for (int i = 0; i < 3; ++i) {
+        BOOST_TEST_CONTEXT(names[i]) {
+            BOOST_REQUIRE(qs[i]->shape() == f[i].shape());
+            double diff = 0, mag = 0;
+            for (std::size_t j = 0; j < f[i].size(); ++j) {
+                diff = std::max(diff, static_cast<double>(std::abs(qs[i]->data()[j] - f[i].data()[j])));
+                mag = std::max(mag, static_cast<double>(std::abs(f[i].data()[j])));
+            }
+            BOOST_TEST_MESSAGE(names[i] << ": max abs diff int8 vs float " << diff << " (max |float| " << mag << ")");
+            BOOST_TEST(diff > 0.0);    // the int8 path ran
+            BOOST_TEST(diff <= 0.05);
+            BOOST_TEST(mag > 0.1);
+        }
+    }
+    BOOST_TEST(yq.output.shape() == (shape_t{3, 9, 32}));
+    BOOST_TEST(yq.h_n.shape() == (shape_t{4, 3, 16}));
+    BOOST_CHECK_THROW(q(randn<float>({3, 9, 5}, g)), shape_error);
+    nn::lstm<float> alone(8, 4);
+    quant::quantized_lstm ql(alone);
+    BOOST_CHECK_THROW(ql(randn<float>({9, 8}, g)), shape_error);
+
+    // save and load into the quantization of another float model: the same outputs, exactly
+    const auto path = temp_file("lstm_int8.safetensors");
+    quant::save(q, path);
+    auto other = nn::sequential(nn::linear(6, 8), nn::lstm(8, 16, {.num_layers = 2, .bidirectional = true, .batch_first = true}));
+    auto q2 = quant::quantize_dynamic(other);
+    quant::load(q2, path);
+    std::filesystem::remove(path);
+    const auto y2 = q2(x);
+    BOOST_REQUIRE(y2.output.shape() == yq.output.shape());
+    std::size_t differ = 0;
+    for (std::size_t j = 0; j < yq.output.size(); ++j) differ += y2.output.data()[j] != yq.output.data()[j];
+    BOOST_TEST(differ == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(static_conv_calibrates_and_round_trips) {
     nn::manual_seed(10);
     auto model = nn::sequential(nn::conv2d(3, 8, 3, {.stride = 2, .padding = 1}), nn::relu(), nn::max_pool2d(2),

@@ -1,7 +1,7 @@
 #pragma once
 // int8 quantization for inference, as torch.ao.quantization:
 //
-//   auto q = quant::quantize_dynamic(model);   // linear -> quantized_linear
+//   auto q = quant::quantize_dynamic(model);   // linear -> quantized_linear, lstm -> quantized_lstm
 //   auto s = quant::prepare_static(model);     // also conv2d -> quantized_conv2d, observing
 //   for (a few batches) s(batch);              // calibration: min/max of each conv's input
 //   quant::convert(s);                         // fixes the conv input scales
@@ -34,6 +34,7 @@
 #include "conv.hpp"
 #include "linear.hpp"
 #include "module.hpp"
+#include "rnn.hpp"
 #include "sequential.hpp"
 
 namespace xgrad::quant {
@@ -154,6 +155,159 @@ public:
 private:
     packed_int8_weights packed_;
     std::vector<std::uint8_t> a_;
+};
+
+/// An LSTM with int8 weights and dynamically quantized uint8 activations (torch's
+/// nn.quantized.dynamic.LSTM), from an nn::lstm<float>: per layer and direction, weight_ih and
+/// weight_hh per-row int8 with their row scales, and bias = bias_ih + bias_hh in float. Each
+/// call quantizes a layer's whole input sequence with one scale (one int8 GEMM for the input
+/// projection of all steps) and each step's h_{t-1} with its own (one int8 GEMM per step); the
+/// gate math (sigmoid, tanh, c and h) is float. Zero initial states, inference only. Returns
+/// lstm_output<tensor<float>>: output {T, B, D*H} ({B, T, D*H} batch_first), h_n and c_n
+/// {num_layers * D, B, H}. Members: weight_ih_l0, weight_ih_scale_l0, weight_hh_l0,
+/// weight_hh_scale_l0, bias_l0 ("_reverse" for the backward direction).
+class quantized_lstm : public nn::module<quantized_lstm> {
+public:
+    static constexpr const char* kind = "quantized_lstm";
+
+    explicit quantized_lstm(const nn::lstm<float>& l_)
+        : H_(l_.hidden_size()), in_(l_.input_size()), L_(l_.num_layers()), D_(l_.bidirectional() ? 2 : 1),
+          batch_first_(l_.batch_first()) {
+        auto& l = const_cast<nn::lstm<float>&>(l_);  // the accessors read only
+        const std::size_t G = 4 * H_;
+        for (std::size_t k = 0; k < L_; ++k)
+            for (std::size_t d = 0; d < D_; ++d) {
+                const std::size_t in = k == 0 ? in_ : D_ * H_;
+                dir_weights w;
+                const std::string sfx = "_l" + std::to_string(k) + (d ? "_reverse" : "");
+                w.sfx = sfx;
+                w.w_ih = tensor<std::int8_t>::uninitialized({G, in});
+                w.s_ih = tensor<float>::uninitialized({G});
+                w.w_hh = tensor<std::int8_t>::uninitialized({G, H_});
+                w.s_hh = tensor<float>::uninitialized({G});
+                const auto wih = l.weight_ih(k, d == 1).value().contiguous();
+                const auto whh = l.weight_hh(k, d == 1).value().contiguous();
+                detail::quantize_rows(wih.data(), G, in, w.w_ih.data(), w.s_ih.data());
+                detail::quantize_rows(whh.data(), G, H_, w.w_hh.data(), w.s_hh.data());
+                w.bias = tensor<float>::uninitialized({G});
+                const auto bi = l.bias_ih(k, d == 1).value().contiguous(), bh = l.bias_hh(k, d == 1).value().contiguous();
+                for (std::size_t j = 0; j < G; ++j) w.bias.data()[j] = bi.data()[j] + bh.data()[j];
+                dirs_.push_back(std::move(w));
+            }
+        this->set_path(l_.path());
+        repack();
+    }
+
+    std::size_t input_size() const { return in_; }
+    std::size_t hidden_size() const { return H_; }
+    std::size_t num_layers() const { return L_; }
+    bool bidirectional() const { return D_ == 2; }
+    bool batch_first() const { return batch_first_; }
+
+    /// Rebuilds the kernel's packed copies of the int8 weights (after loading new values).
+    void repack() {
+        for (auto& w : dirs_) {
+            w.p_ih = packed_int8_weights(w.w_ih.data(), w.w_ih.shape()[0], w.w_ih.shape()[1]);
+            w.p_hh = packed_int8_weights(w.w_hh.data(), w.w_hh.shape()[0], w.w_hh.shape()[1]);
+        }
+    }
+
+    template <operand X>
+    lstm_output<tensor<float>> forward(X&& x) {
+        auto in = detail::host_input(std::forward<X>(x));
+        const shape_t& s = in.shape();
+        if (s.size() != 3 || s[2] != in_ || s[0] == 0 || s[1] == 0)
+            throw shape_error("expected input of shape {" + std::string(batch_first_ ? "B, T" : "T, B") + ", " +
+                              std::to_string(in_) + "}, got " + to_string(s));
+        const std::size_t T = batch_first_ ? s[1] : s[0], B = batch_first_ ? s[0] : s[1], G = 4 * H_;
+        // time-major layer input {T, B, I}
+        tensor<float> seq = batch_first_ ? transpose01(in) : in;
+        lstm_output<tensor<float>> r{tensor<float>(), tensor<float>::uninitialized({L_ * D_, B, H_}),
+                                     tensor<float>::uninitialized({L_ * D_, B, H_})};
+        std::vector<std::uint8_t> a;
+        auto gx = tensor<float>::uninitialized({T * B, G});
+        std::vector<float> gh(B * G), c(B * H_), h(B * H_);
+        for (std::size_t k = 0; k < L_; ++k) {
+            const std::size_t I = seq.shape()[2];
+            auto y = tensor<float>::uninitialized({T, B, D_ * H_});
+            const auto [lo, hi] = detail::min_max(seq.data(), seq.size());
+            const auto px = choose_uint8_params(lo, hi);
+            for (std::size_t d = 0; d < D_; ++d) {
+                const dir_weights& w = dirs_[k * D_ + d];
+                detail::quantize_rows_uint8(seq.data(), T * B, I, w.p_ih.kp, px, a);
+                int8_gemm(a.data(), T * B, w.p_ih,
+                          {.c = gx.data(), .a_scale = px.scale, .a_zero_point = px.zero_point, .w_scale = w.s_ih.data(),
+                           .bias = w.bias.data()});
+                std::fill(c.begin(), c.end(), 0.0f);
+                std::fill(h.begin(), h.end(), 0.0f);
+                for (std::size_t step = 0; step < T; ++step) {
+                    const std::size_t t = d ? T - 1 - step : step;
+                    const auto [hlo, hhi] = detail::min_max(h.data(), h.size());
+                    const auto ph = choose_uint8_params(hlo, hhi);
+                    detail::quantize_rows_uint8(h.data(), B, H_, w.p_hh.kp, ph, a);
+                    int8_gemm(a.data(), B, w.p_hh,
+                              {.c = gh.data(), .a_scale = ph.scale, .a_zero_point = ph.zero_point, .w_scale = w.s_hh.data()});
+                    for (std::size_t b = 0; b < B; ++b) {
+                        const float* xg = gx.data() + (t * B + b) * G;
+                        const float* hg = gh.data() + b * G;
+                        for (std::size_t j = 0; j < H_; ++j) {
+                            const float i = sigmoid(xg[j] + hg[j]), f = sigmoid(xg[H_ + j] + hg[H_ + j]);
+                            const float g = std::tanh(xg[2 * H_ + j] + hg[2 * H_ + j]);
+                            const float o = sigmoid(xg[3 * H_ + j] + hg[3 * H_ + j]);
+                            float& cc = c[b * H_ + j];
+                            cc = f * cc + i * g;
+                            h[b * H_ + j] = o * std::tanh(cc);
+                        }
+                        std::copy_n(h.data() + b * H_, H_, y.data() + (t * B + b) * D_ * H_ + d * H_);
+                    }
+                }
+                std::copy(h.begin(), h.end(), r.h_n.data() + (k * D_ + d) * B * H_);
+                std::copy(c.begin(), c.end(), r.c_n.data() + (k * D_ + d) * B * H_);
+            }
+            seq = std::move(y);
+        }
+        r.output = batch_first_ ? transpose01(seq) : std::move(seq);
+        return r;
+    }
+
+    template <class F>
+    void for_each_member(F&& f) {
+        for (auto& w : dirs_) {
+            w.names[0] = "weight_ih" + w.sfx;
+            w.names[1] = "weight_ih_scale" + w.sfx;
+            w.names[2] = "weight_hh" + w.sfx;
+            w.names[3] = "weight_hh_scale" + w.sfx;
+            w.names[4] = "bias" + w.sfx;
+            f(w.names[0].c_str(), w.w_ih);
+            f(w.names[1].c_str(), w.s_ih);
+            f(w.names[2].c_str(), w.w_hh);
+            f(w.names[3].c_str(), w.s_hh);
+            f(w.names[4].c_str(), w.bias);
+        }
+    }
+
+private:
+    struct dir_weights {
+        std::string sfx;
+        std::string names[5];
+        tensor<std::int8_t> w_ih, w_hh;
+        tensor<float> s_ih, s_hh, bias;
+        packed_int8_weights p_ih, p_hh;
+    };
+
+    static float sigmoid(float v) { return 1.0f / (1.0f + std::exp(-v)); }
+    /// {A, B, C} -> {B, A, C}, contiguous.
+    static tensor<float> transpose01(const tensor<float>& t) {
+        const std::size_t A = t.shape()[0], Bn = t.shape()[1], C = t.shape()[2];
+        auto o = tensor<float>::uninitialized({Bn, A, C});
+        for (std::size_t i = 0; i < A; ++i)
+            for (std::size_t j = 0; j < Bn; ++j) std::copy_n(t.data() + (i * Bn + j) * C, C, o.data() + (j * A + i) * C);
+        return o;
+    }
+
+    std::size_t H_, in_, L_, D_;
+    bool batch_first_;
+    std::vector<dir_weights> dirs_;
 };
 
 /// A conv2d with int8 weights and statically quantized uint8 inputs (groups = 1). Until
@@ -287,6 +441,10 @@ template <bool Static>
 struct quantized_type<nn::linear<float>, Static> {
     using type = quantized_linear;
 };
+template <bool Static>
+struct quantized_type<nn::lstm<float>, Static> {
+    using type = quantized_lstm;
+};
 template <>
 struct quantized_type<nn::conv2d<float>, true> {
     using type = quantized_conv2d;
@@ -339,7 +497,7 @@ struct repacker {
     void on_buffer(const std::string&, const B&) {}
     template <class L>
     void on_layer(const std::string&, L& l) {
-        if constexpr (std::is_same_v<L, quantized_linear>) l.repack();
+        if constexpr (std::is_same_v<L, quantized_linear> || std::is_same_v<L, quantized_lstm>) l.repack();
         if constexpr (std::is_same_v<L, quantized_conv2d>) {
             l.repack();
             l.set_calibrated(calibrated);
@@ -349,8 +507,9 @@ struct repacker {
 
 }  // namespace detail
 
-/// The model with every nn::linear<float> replaced by a quantized_linear (dynamic quantization).
-/// value_error naming the model when it holds no linear layer.
+/// The model with every nn::linear<float> replaced by a quantized_linear and every
+/// nn::lstm<float> by a quantized_lstm (dynamic quantization). value_error naming the model when
+/// it holds neither.
 template <nn::layer M>
 auto quantize_dynamic(const M& model) {
     return detail::quantize<M, false>(model, "quantize_dynamic");
