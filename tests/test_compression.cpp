@@ -358,7 +358,7 @@ BOOST_AUTO_TEST_CASE(quantized_lstm_close_to_float_and_round_trips) {
             }
             BOOST_TEST_MESSAGE(names[i] << ": max abs diff int8 vs float " << diff << " (max |float| " << mag << ")");
             BOOST_TEST(diff > 0.0);    // the int8 path ran
-            BOOST_TEST(diff <= 0.05);
+            BOOST_TEST(diff <= 0.006);  // measured 0.0014 (output), 0.0012 (h_n), 0.0026 (c_n)
             BOOST_TEST(mag > 0.1);
         }
     }
