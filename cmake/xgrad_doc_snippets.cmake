@@ -4,7 +4,9 @@
 #     DOCS_DIR <dir>                 # scanned for *.md (not recursive)
 #     OUTPUT_DIR <dir>               # where the extracted .cpp files go
 #     [WORKING_DIRECTORY <dir>]      # where the snippet tests run
-#     [LINK_LIBRARIES <targets>...])
+#     [LINK_LIBRARIES <targets>...]
+#     [GROUPS <n>]                   # snippets share n executables (default 0: one each)
+#     [SEPARATE <name>...])          # snippets that keep their own executable anyway
 #
 # A snippet is a fenced block whose opening line is exactly ```cpp (no
 # indentation, nothing after "cpp") and whose body contains "int main".  The
@@ -19,6 +21,14 @@
 # editing a page re-runs the extraction on the next build.
 #
 # Extraction runs at configure time in plain CMake.
+#
+# With GROUPS n > 0 the snippets (except SEPARATE ones) are compiled together into n
+# executables doc_snippets_<g>: each snippet's code goes into its own namespace (its #include
+# lines, moved to the top of the file, become blank lines so that the #line numbers hold), its
+# main() becomes an ordinary function there, and the executable's main runs the one named by
+# its first argument. The tests keep their names (doc_<page>_<n>). One translation unit then
+# instantiates what the snippets share (tensors, layers, optimizers, the fused loops) once
+# instead of once per snippet, which is most of a snippet's compile time.
 
 # Write CONTENT to FILE only when it differs, so an unchanged snippet keeps
 # its timestamp and is not recompiled after every re-configure.
@@ -97,8 +107,22 @@ function(_xgrad_extract_snippets md_file out_count out_prefix)
   set(${out_count} ${_count} PARENT_SCOPE)
 endfunction()
 
+# The code of snippet NAME for a grouped executable, in OUT_VAR: the body in namespace NAME
+# with a #line directive pointing at the page, and its #include lines blanked (they are
+# returned in <OUT_VAR>_includes, for the top of the file).
+function(_xgrad_snippet_in_namespace out_var name body line md)
+  string(REGEX MATCHALL "(^|\n)[ \t]*#[ \t]*include[^\n]*" _incs "${body}")
+  string(REGEX REPLACE "(^|\n)[ \t]*#[ \t]*include[^\n]*" "\\1" _body "${body}")
+  list(JOIN _incs "\n" _incs)
+  set(${out_var} "namespace ${name} {\n#line ${line} \"${md}\"\n${_body}\n}  // namespace ${name}\n" PARENT_SCOPE)
+  set(${out_var}_includes "${_incs}\n" PARENT_SCOPE)
+endfunction()
+
 function(xgrad_add_doc_snippets)
-  cmake_parse_arguments(PARSE_ARGV 0 ARG "" "DOCS_DIR;OUTPUT_DIR;WORKING_DIRECTORY" "LINK_LIBRARIES")
+  cmake_parse_arguments(PARSE_ARGV 0 ARG "" "DOCS_DIR;OUTPUT_DIR;WORKING_DIRECTORY;GROUPS" "LINK_LIBRARIES;SEPARATE")
+  if(NOT ARG_GROUPS)
+    set(ARG_GROUPS 0)
+  endif()
   if(NOT ARG_DOCS_DIR OR NOT ARG_OUTPUT_DIR)
     message(FATAL_ERROR "xgrad_add_doc_snippets: DOCS_DIR and OUTPUT_DIR are required")
   endif()
@@ -131,16 +155,82 @@ function(xgrad_add_doc_snippets)
         "// Generated from ${_md_rel} (snippet ${_i}) at configure time; edit the Markdown page.\n#line ${_snip_${_i}_line} \"${_md}\"\n${_snip_${_i}_body}\n")
       list(APPEND _generated "${_cpp}")
 
+      math(EXPR _total "${_total} + 1")
+      if(ARG_GROUPS GREATER 0 AND NOT _name IN_LIST ARG_SEPARATE)
+        # into group (k mod GROUPS), k counting the grouped snippets
+        list(LENGTH _grouped _k)
+        math(EXPR _g "${_k} % ${ARG_GROUPS}")
+        list(APPEND _grouped ${_name})
+        _xgrad_snippet_in_namespace(_code "${_name}" "${_snip_${_i}_body}" "${_snip_${_i}_line}" "${_md}")
+        string(APPEND _group_${_g}_code "${_code}")
+        string(APPEND _group_${_g}_includes "${_code_includes}")
+        list(APPEND _group_${_g}_names ${_name})
+        continue()
+      endif()
       add_executable(${_name} "${_cpp}")
       target_link_libraries(${_name} PRIVATE ${ARG_LINK_LIBRARIES})
       add_test(NAME ${_name} COMMAND ${_name} WORKING_DIRECTORY "${ARG_WORKING_DIRECTORY}")
       set_tests_properties(${_name} PROPERTIES LABELS docs)
       list(APPEND _targets ${_name})
-      math(EXPR _total "${_total} + 1")
     endforeach()
   endforeach()
 
-  if(_targets AND COMMAND xgrad_use_test_pch)
+  # the grouped executables
+  if(ARG_GROUPS GREATER 0)
+    math(EXPR _last "${ARG_GROUPS} - 1")
+    foreach(_g RANGE ${_last})
+      if(NOT _group_${_g}_names)
+        continue()
+      endif()
+      set(_exe "doc_snippets_${_g}")
+      set(_cpp "${ARG_OUTPUT_DIR}/${_exe}.cpp")
+      # the snippets' own includes first (each once), then their code, then the dispatcher
+      string(REGEX MATCHALL "#include[^\n]*" _incs "${_group_${_g}_includes}")
+      list(REMOVE_DUPLICATES _incs)
+      list(JOIN _incs "\n" _incs)
+      set(_dispatch "")
+      foreach(_n IN LISTS _group_${_g}_names)
+        string(APPEND _dispatch "    if (name == \"${_n}\") return xgrad_doc_snippets::call(&${_n}::main, argc - 1, argv + 1);\n")
+      endforeach()
+      _xgrad_write_if_different("${_cpp}"
+"// Generated from the Markdown pages in ${ARG_DOCS_DIR} at configure time; edit the pages.
+${_incs}
+#include <cstdio>
+#include <string>
+#include <type_traits>
+${_group_${_g}_code}
+#line 1 \"${_cpp}.dispatch\"
+namespace xgrad_doc_snippets {
+template <class F>
+int call(F f, int argc, char** argv) {
+    if constexpr (std::is_invocable_v<F, int, char**>)
+        return f(argc, argv);
+    else
+        return f();
+}
+}  // namespace xgrad_doc_snippets
+
+int main(int argc, char** argv) {
+    const std::string name = argc > 1 ? argv[1] : \"\";
+${_dispatch}    std::fprintf(stderr, \"usage: %s <snippet>, one of: ${_group_${_g}_names}\\n\", argv[0]);
+    return 2;
+}
+")
+      list(APPEND _generated "${_cpp}")
+      add_executable(${_exe} "${_cpp}")
+      target_link_libraries(${_exe} PRIVATE ${ARG_LINK_LIBRARIES})
+      list(APPEND _targets ${_exe})
+      foreach(_n IN LISTS _group_${_g}_names)
+        add_test(NAME ${_n} COMMAND ${_exe} ${_n} WORKING_DIRECTORY "${ARG_WORKING_DIRECTORY}")
+        set_tests_properties(${_n} PROPERTIES LABELS docs)
+      endforeach()
+    endforeach()
+  endif()
+
+  # A precompiled header pays for itself only over many translation units (building it costs
+  # about four times what it saves in each).
+  list(LENGTH _targets _ntargets)
+  if(_ntargets GREATER 4 AND COMMAND xgrad_use_test_pch)
     xgrad_use_test_pch(${_targets})
   endif()
 

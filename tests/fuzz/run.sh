@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds one libFuzzer target per reader (ASan + UBSan) and runs each for SECONDS
-# from a small seed corpus written here. Exits non-zero on any crash, leak or
-# sanitizer report.   usage: tests/fuzz/run.sh [SECONDS]   (default 30)
+# from a small seed corpus written here, JOBS targets at a time (default: the core count).
+# Exits non-zero on any crash, leak or sanitizer report.
+#   usage: tests/fuzz/run.sh [SECONDS]   (default 30)
 set -euo pipefail
 secs=${1:-30}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -57,22 +58,33 @@ c=$(seeds text)
 { printf '\x19'; printf 'text,label\n"a, b",pos\nc,neg\n'; } > "$c/csv"
 { printf '\x02'; python3 -c "import bz2, sys; sys.stdout.buffer.write(bz2.compress(b'hello hello hello text'))"; } > "$c/bz2"
 
-# --- build and run ----------------------------------------------------------------
-status=0
-for target in idx cifar10 csv npy safetensors text; do
-    exe="$work/fuzz_$target"
-    clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-        -I "$root/include" "$root/tests/fuzz/fuzz_$target.cpp" -lz -lbz2 -o "$exe"
+# --- build and run (JOBS targets at a time, default: the core count) ------------------
+fuzz_one() {
+    local target=$1 exe="$work/fuzz_$1"
     mkdir -p "$work/artifacts"
-    echo "== fuzz_$target: ${secs}s"
+    if ! clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+        -I "$root/include" "$root/tests/fuzz/fuzz_$target.cpp" -lz -lbz2 -o "$exe" > "$work/$target.build.log" 2>&1; then
+        echo "fuzz_$target: build FAILED"
+        cat "$work/$target.build.log"
+        return 1
+    fi
     if ! "$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \
         -artifact_prefix="$work/artifacts/$target-" "$work/corpus/$target" > "$work/$target.log" 2>&1; then
         echo "fuzz_$target FAILED (log: $work/$target.log, artifacts: $work/artifacts)"
         tail -n 40 "$work/$target.log"
-        status=1
-    else
-        grep -E 'stat::number_of_executed_units|cov:' "$work/$target.log" | tail -n 2
+        return 1
     fi
+    echo "== fuzz_$target: ${secs}s"
+    grep -E 'stat::number_of_executed_units|cov:' "$work/$target.log" | tail -n 2
+}
+export -f fuzz_one
+export work root secs
+status=0
+printf '%s\n' idx cifar10 csv npy safetensors text |
+    xargs -P "${JOBS:-$(nproc)}" -I{} bash -c 'fuzz_one {} > "$work/{}.summary" 2>&1; echo $? > "$work/{}.status"' || true
+for target in idx cifar10 csv npy safetensors text; do
+    cat "$work/$target.summary"
+    [ "$(cat "$work/$target.status" 2>/dev/null)" = 0 ] || status=1
 done
 [ "$status" -eq 0 ] && [ -z "${XGRAD_FUZZ_WORK:-}" ] && rm -rf "$work"
 exit "$status"

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -45,13 +46,50 @@ inline constexpr bool have_blas() {
 }
 
 namespace detail {
+/// True when OpenBLAS runs kernels older than the CPU it is on: its dynamic dispatch picks
+/// kernels from the CPU model number, and on virtual machines that report a generic model it
+/// falls back to its SSE3 ("Prescott") kernels, 3-5x slower than the AVX2/AVX-512 ones (unless
+/// OPENBLAS_CORETYPE names the core). Then the built-in GEMM, when this build compiled it for
+/// AVX2 or wider, is the faster one.
+inline bool blas_kernels_lag_the_cpu() {
+#if defined(XGRAD_HAVE_CBLAS) && defined(OPENBLAS_VERSION)
+    const char* core = openblas_get_corename();
+    if (!core) return false;
+    const std::string name(core);
+    static constexpr const char* pre_avx[] = {"Prescott", "Core2",     "Penryn", "Dunnington", "Nehalem",
+                                              "Atom",     "Northwood", "Katmai", "Coppermine", "Banias"};
+    bool old = false;
+    for (const char* p : pre_avx) old = old || name == p;
+#if XSIMD_WITH_AVX2 && XSIMD_WITH_FMA3_AVX2
+    return old;  // this build's kernels are AVX2 or wider
+#else
+    (void)old;
+    return false;
+#endif
+#else
+    return false;
+#endif
+}
+
+/// The GEMM used unless set_gemm_backend says otherwise: $XGRAD_GEMM ("blas" or "builtin") when
+/// set, else the CBLAS when the build has one and its kernels fit the CPU, else the built-in one.
+inline gemm_backend default_gemm_backend() {
+    if (const char* env = std::getenv("XGRAD_GEMM")) {
+        const std::string v(env);
+        if (v == "builtin") return gemm_backend::builtin;
+        if (v == "blas" && have_blas()) return gemm_backend::blas;
+    }
+    if (!have_blas()) return gemm_backend::builtin;
+    return blas_kernels_lag_the_cpu() ? gemm_backend::builtin : gemm_backend::blas;
+}
+
 inline std::atomic<gemm_backend>& gemm_backend_setting() {
-    static std::atomic<gemm_backend> b{have_blas() ? gemm_backend::blas : gemm_backend::builtin};
+    static std::atomic<gemm_backend> b{default_gemm_backend()};
     return b;
 }
 }  // namespace detail
 
-/// The GEMM in use (default: blas when available, else builtin).
+/// The GEMM in use (default: detail::default_gemm_backend()).
 inline gemm_backend get_gemm_backend() { return detail::gemm_backend_setting().load(); }
 
 /// Selects the GEMM; throws value_error when asking for blas in a build without one.
