@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Set up, build and run the whole test suite:
-#   1. one build in build/: the unit tests and documentation snippets with AddressSanitizer +
-#      UBSan at -O1 (checked and quick to compile), the examples at Release optimization, the
-#      CUDA suites compiled by nvcc (they skip without a GPU); then every ctest test: unit,
-#      device, documentation snippets, compile-fail checks, consumer projects, example runs;
+#   1. one build in build/: the CPU unit tests with AddressSanitizer + UBSan at -O1 (checked
+#      and quick to compile), the device suites on Thrust's host systems, the documentation
+#      snippets (two executables) and the Python-checked helpers at -O1 without sanitizers (a
+#      sanitizer triples a translation unit's compile time; see XGRAD_TEST_UNSANITIZED in
+#      CMakeLists.txt), the examples at Release optimization, the CUDA suites compiled by nvcc
+#      (they skip without a GPU); then every ctest test: unit, device, documentation snippets,
+#      compile-fail checks, consumer projects, example runs;
 #   2. ThreadSanitizer runs of the data loader and the thread pool (tests/tsan/run.sh);
-#   3. a bounded libFuzzer run of every file reader (tests/fuzz/run.sh).
+#   3. a bounded libFuzzer run of every file reader (tests/fuzz/run.sh), JOBS readers at a time.
 # The wall time of every phase is printed at the end.
 #
 # Environment:

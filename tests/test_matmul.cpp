@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE matmul
 #include <boost/test/unit_test.hpp>
 
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 
 #include "dense_reference.hpp"
@@ -285,4 +287,23 @@ BOOST_AUTO_TEST_CASE(gemm_backend_selection) {
     }
     set_gemm_backend(gemm_backend::builtin);
     BOOST_TEST((get_gemm_backend() == gemm_backend::builtin));
+}
+
+BOOST_AUTO_TEST_CASE(default_gemm_backend_follows_xgrad_gemm_and_the_blas_kernels) {
+    const char* old = std::getenv("XGRAD_GEMM");
+    const std::string saved = old ? old : "";
+    ::setenv("XGRAD_GEMM", "builtin", 1);
+    BOOST_TEST((detail::default_gemm_backend() == gemm_backend::builtin));
+    ::setenv("XGRAD_GEMM", "blas", 1);
+    BOOST_TEST((detail::default_gemm_backend() == (have_blas() ? gemm_backend::blas : gemm_backend::builtin)));
+    ::unsetenv("XGRAD_GEMM");
+    // without the variable: the CBLAS unless its kernels are older than the CPU's (OpenBLAS on a
+    // CPU model it does not know falls back to SSE3 kernels), the built-in GEMM without a CBLAS
+    const bool blas_ok = have_blas() && !detail::blas_kernels_lag_the_cpu();
+    BOOST_TEST((detail::default_gemm_backend() == (blas_ok ? gemm_backend::blas : gemm_backend::builtin)));
+#if defined(XGRAD_HAVE_CBLAS) && defined(OPENBLAS_VERSION)
+    BOOST_TEST_MESSAGE("OpenBLAS kernels: " << openblas_get_corename() << ", default GEMM: "
+                                            << (blas_ok ? "blas" : "builtin"));
+#endif
+    if (old) ::setenv("XGRAD_GEMM", saved.c_str(), 1);
 }
