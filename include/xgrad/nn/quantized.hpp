@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include <xsimd/xsimd.hpp>
+
 #include "../autodiff/backward.hpp"
 #include "../backend/cpu/gemm_int8.hpp"
 #include "../core/error.hpp"
@@ -72,19 +74,58 @@ inline void quantize_rows(const float* w, std::size_t rows, std::size_t cols, st
     }
 }
 
-/// x {M, K} float -> a {M, kp} uint8 (zero-padded rows).
-inline void quantize_rows_uint8(const float* x, std::size_t M, std::size_t K, std::size_t kp, const uint8_params& p,
-                                std::vector<std::uint8_t>& a) {
-    a.assign(M * kp, 0);
-    const float inv = 1.0f / p.scale, z = static_cast<float>(p.zero_point);
-    for (std::size_t m = 0; m < M; ++m)
-        for (std::size_t k = 0; k < K; ++k)
-            a[m * kp + k] = static_cast<std::uint8_t>(std::clamp(std::nearbyint(x[m * K + k] * inv) + z, 0.0f, 255.0f));
+/// Row x[0, K) -> a[0, kp) uint8 (zero-padded), SIMD: q = clamp(nearbyint(x / scale) + z, 0, 255)
+/// exactly as quantize_uint8 computes it (nearbyint rounds halves to even in both).
+inline void quantize_row_uint8(const float* x, std::size_t K, std::size_t kp, float inv, float z, std::uint8_t* a) {
+    using B = xsimd::batch<float>;
+    constexpr std::size_t W = B::size;
+    alignas(64) std::int32_t q[W];
+    const B vinv(inv), vz(z), lo(0.0f), hi(255.0f);
+    std::size_t k = 0;
+    for (; k + W <= K; k += W) {
+        const B v = xsimd::min(xsimd::max(xsimd::nearbyint(B::load_unaligned(x + k) * vinv) + vz, lo), hi);
+        xsimd::batch_cast<std::int32_t>(v).store_aligned(q);
+        for (std::size_t j = 0; j < W; ++j) a[k + j] = static_cast<std::uint8_t>(q[j]);
+    }
+    for (; k < K; ++k) a[k] = static_cast<std::uint8_t>(std::clamp(std::nearbyint(x[k] * inv) + z, 0.0f, 255.0f));
+    std::fill(a + K, a + kp, std::uint8_t{0});
 }
 
+/// x {M, K} float -> a {M, kp} uint8 (zero-padded rows), rows split over the pool when large.
+inline void quantize_rows_uint8(const float* x, std::size_t M, std::size_t K, std::size_t kp, const uint8_params& p,
+                                std::vector<std::uint8_t>& a) {
+    a.resize(M * kp);
+    const float inv = 1.0f / p.scale, z = static_cast<float>(p.zero_point);
+    std::size_t nt = M * K >= (std::size_t{1} << 16) ? std::min(num_threads(), M) : 1;
+    const std::size_t per = (M + nt - 1) / std::max<std::size_t>(nt, 1);
+    xgrad::detail::parallel_run(nt, [&](std::size_t t) {
+        for (std::size_t m = t * per; m < std::min(M, (t + 1) * per); ++m)
+            quantize_row_uint8(x + m * K, K, kp, inv, z, a.data() + m * kp);
+    });
+}
+
+/// Smallest and largest of x[0, n) (SIMD).
 inline std::pair<float, float> min_max(const float* x, std::size_t n) {
+    using B = xsimd::batch<float>;
+    constexpr std::size_t W = B::size;
     float lo = std::numeric_limits<float>::infinity(), hi = -lo;
-    for (std::size_t i = 0; i < n; ++i) {
+    std::size_t i = 0;
+    if (n >= W) {
+        B vlo = B::load_unaligned(x), vhi = vlo;
+        for (i = W; i + W <= n; i += W) {
+            const B v = B::load_unaligned(x + i);
+            vlo = xsimd::min(vlo, v);
+            vhi = xsimd::max(vhi, v);
+        }
+        alignas(64) float l[W], h[W];
+        vlo.store_aligned(l);
+        vhi.store_aligned(h);
+        for (std::size_t j = 0; j < W; ++j) {
+            lo = std::min(lo, l[j]);
+            hi = std::max(hi, h[j]);
+        }
+    }
+    for (; i < n; ++i) {
         lo = std::min(lo, x[i]);
         hi = std::max(hi, x[i]);
     }
@@ -93,6 +134,8 @@ inline std::pair<float, float> min_max(const float* x, std::size_t n) {
 
 template <class X>
 tensor<float> host_input(X&& x) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<X>, tensor<float>>)
+        return x.contiguous();  // no copy when it already is
     auto t = xgrad::eval(std::forward<X>(x));
     static_assert(std::is_same_v<decltype(t), tensor<float>>, "xgrad::quant: quantized layers take float host inputs");
     return t.contiguous();
