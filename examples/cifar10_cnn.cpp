@@ -20,6 +20,8 @@
 #include <xgrad/train.hpp>
 #include <xgrad/xgrad.hpp>
 
+#include "example_support.hpp"
+
 namespace nn = xgrad::nn;
 namespace data = xgrad::data;
 
@@ -31,42 +33,27 @@ struct args {
     double lr = 1e-3;
 };
 
-[[noreturn]] void usage(const std::string& why) {
-    std::fprintf(stderr,
-                 "error: %s\nusage: cifar10_cnn --data-dir DIR [--net keras|torch] [--epochs N] [--batch-size N] "
-                 "[--lr X] [--steps N]\n       cifar10_cnn --generate DIR [--records N]\n",
-                 why.c_str());
-    std::exit(2);
-}
+const char* const usage_text =
+    "usage: cifar10_cnn --data-dir DIR [--net keras|torch] [--epochs N] [--batch-size N] [--lr X] [--steps N]\n"
+    "       cifar10_cnn --generate DIR [--records N]";
 
 args parse(int argc, char** argv) {
     args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage("missing value after " + k);
-            return argv[++i];
-        };
-        auto count = [&] {
-            const std::string v = value();
-            char* end = nullptr;
-            const auto n = std::strtoull(v.c_str(), &end, 10);
-            if (v.empty() || *end) usage("not a number: " + v);
-            return static_cast<std::size_t>(n);
-        };
-        if (k == "--net") a.net = value();
-        else if (k == "--data-dir") a.data_dir = value();
-        else if (k == "--generate") a.generate = value();
-        else if (k == "--epochs") a.epochs = count();
-        else if (k == "--batch-size") a.batch_size = count();
-        else if (k == "--steps") a.steps = count();
-        else if (k == "--records") a.records = count();
-        else if (k == "--lr") a.lr = std::atof(value().c_str());
-        else usage("unknown option " + k);
+    xgrad_example::cli c(argc, argv, usage_text);
+    for (std::string k; c.next(k);) {
+        if (k == "--net") a.net = c.value();
+        else if (k == "--data-dir") a.data_dir = c.value();
+        else if (k == "--generate") a.generate = c.value();
+        else if (k == "--epochs") a.epochs = c.count();
+        else if (k == "--batch-size") a.batch_size = c.count();
+        else if (k == "--steps") a.steps = c.count();
+        else if (k == "--records") a.records = c.count();
+        else if (k == "--lr") a.lr = c.real();
+        else c.fail("unknown option " + k);
     }
-    if (a.net != "keras" && a.net != "torch") usage("--net must be keras or torch");
-    if (a.generate.empty() && a.data_dir.empty()) usage("give --data-dir (or --generate)");
-    if (a.batch_size == 0) usage("--batch-size must be positive");
+    if (a.net != "keras" && a.net != "torch") c.fail("--net must be keras or torch");
+    if (a.generate.empty() && a.data_dir.empty()) c.fail("give --data-dir (or --generate)");
+    if (a.batch_size == 0) c.fail("--batch-size must be positive");
     return a;
 }
 

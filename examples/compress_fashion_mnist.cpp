@@ -29,6 +29,8 @@
 #include <xgrad/train.hpp>
 #include <xgrad/xgrad.hpp>
 
+#include "example_support.hpp"
+
 namespace nn = xgrad::nn;
 namespace data = xgrad::data;
 namespace fs = std::filesystem;
@@ -41,51 +43,33 @@ struct args {
     double sparsity = 0.8;
 };
 
-[[noreturn]] void usage(const std::string& why) {
-    std::fprintf(stderr,
-                 "error: %s\nusage: compress_fashion_mnist [--mode both|quant|prune] [--epochs N] [--finetune N]\n"
-                 "         [--sparsity X] [--calib-batches N] [--limit N] [--data-dir DIR] [--load FILE]\n"
-                 "         [--save FILE] [--out-dir DIR] [--seed N]\n",
-                 why.c_str());
-    std::exit(2);
-}
+const char* const usage_text =
+    "usage: compress_fashion_mnist [--mode both|quant|prune] [--epochs N] [--finetune N]\n"
+    "         [--sparsity X] [--calib-batches N] [--limit N] [--data-dir DIR] [--load FILE]\n"
+    "         [--save FILE] [--out-dir DIR] [--seed N]";
 
 args parse(int argc, char** argv) {
     args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage("missing value after " + k);
-            return argv[++i];
-        };
-        auto count = [&] {
-            const std::string v = value();
-            char* end = nullptr;
-            const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-            if (v.empty() || *end) usage("not a number: " + v);
-            return static_cast<std::size_t>(n);
-        };
-        if (k == "--mode") a.mode = value();
-        else if (k == "--epochs") a.epochs = count();
-        else if (k == "--finetune") a.finetune = count();
-        else if (k == "--calib-batches") a.calib_batches = count();
-        else if (k == "--limit") a.limit = count();
-        else if (k == "--seed") a.seed = count();
-        else if (k == "--sparsity") a.sparsity = std::atof(value().c_str());
-        else if (k == "--data-dir") a.data_dir = value();
-        else if (k == "--load") a.load = value();
-        else if (k == "--save") a.save = value();
-        else if (k == "--out-dir") a.out_dir = value();
-        else usage("unknown option " + k);
+    xgrad_example::cli c(argc, argv, usage_text);
+    for (std::string k; c.next(k);) {
+        if (k == "--mode") a.mode = c.value();
+        else if (k == "--epochs") a.epochs = c.count();
+        else if (k == "--finetune") a.finetune = c.count();
+        else if (k == "--calib-batches") a.calib_batches = c.count();
+        else if (k == "--limit") a.limit = c.count();
+        else if (k == "--seed") a.seed = c.count();
+        else if (k == "--sparsity") a.sparsity = c.real();
+        else if (k == "--data-dir") a.data_dir = c.value();
+        else if (k == "--load") a.load = c.value();
+        else if (k == "--save") a.save = c.value();
+        else if (k == "--out-dir") a.out_dir = c.value();
+        else c.fail("unknown option " + k);
     }
-    if (a.mode != "both" && a.mode != "quant" && a.mode != "prune") usage("--mode must be both, quant or prune");
+    if (a.mode != "both" && a.mode != "quant" && a.mode != "prune") c.fail("--mode must be both, quant or prune");
     return a;
 }
 
-data::tensor_dataset<std::uint8_t> first(const data::tensor_dataset<std::uint8_t>& d, std::size_t n) {
-    if (n == 0 || n >= d.size()) return d;
-    return {d.inputs().slice(0, 0, static_cast<std::ptrdiff_t>(n)), d.labels().slice(0, 0, static_cast<std::ptrdiff_t>(n))};
-}
+using xgrad_example::first;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -103,9 +87,7 @@ int main(int argc, char** argv) {
         auto train = data::loader(train_set, {.batch_size = 64, .shuffle = true, .seed = a.seed});
         auto test = data::loader(test_set, {.batch_size = 256});
 
-        auto model = nn::sequential(nn::conv2d(1, 32, 3), nn::relu(), nn::max_pool2d(2),   //
-                                    nn::conv2d(32, 64, 3), nn::relu(), nn::max_pool2d(2),  //
-                                    nn::flatten(), nn::linear(64 * 5 * 5, 10));
+        auto model = xgrad_example::keras_cnn();
         const auto loss = nn::cross_entropy();
         auto accuracy = [&](auto& m) { return xgrad::evaluate(m, test, {xgrad::metrics::accuracy()})["accuracy"]; };
         if (!a.load.empty()) {

@@ -27,6 +27,8 @@
 #include <xgrad/optim.hpp>
 #include <xgrad/train.hpp>
 #include <xgrad/xgrad.hpp>
+
+#include "example_support.hpp"
 #if defined(THRUST_DEVICE_SYSTEM) || defined(__CUDACC__)
 #include <xgrad/device.hpp>
 #endif
@@ -51,55 +53,41 @@ struct args {
     std::string device = XGRAD_EXAMPLE_DEFAULT_DEVICE;
 };
 
-[[noreturn]] void usage(const char* why) {
-    std::fprintf(stderr,
-                 "error: %s\nusage: fashion_mnist_cnn [--net keras|torch] [--epochs N] [--batch-size N] [--lr X]\n"
-                 "                         [--limit N] [--data-dir DIR] [--save FILE] [--workers N] [--seed N]\n"
-                 "                         [--device cpu|thrust_omp|cuda]\n",
-                 why);
-    std::exit(2);
-}
+const char* const usage_text =
+    "usage: fashion_mnist_cnn [--net keras|torch] [--epochs N] [--batch-size N] [--lr X]\n"
+    "                         [--limit N] [--data-dir DIR] [--save FILE] [--workers N] [--seed N]\n"
+    "                         [--device cpu|thrust_omp|cuda]";
 
 args parse(int argc, char** argv) {
     args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage(("missing value after " + k).c_str());
-            return argv[++i];
-        };
-        auto count = [&] {
-            const std::string v = value();
-            char* end = nullptr;
-            const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-            if (v.empty() || *end) usage(("not a number: " + v).c_str());
-            return static_cast<std::size_t>(n);
-        };
-        if (k == "--net") a.net = value();
-        else if (k == "--epochs") a.epochs = count();
-        else if (k == "--batch-size") a.batch_size = count();
-        else if (k == "--limit") a.limit = count();
-        else if (k == "--workers") a.workers = count();
-        else if (k == "--seed") a.seed = count();
-        else if (k == "--lr") a.lr = std::atof(value().c_str());
-        else if (k == "--data-dir") a.data_dir = value();
-        else if (k == "--save") a.save = value();
-        else if (k == "--device") a.device = value();
-        else usage(("unknown option " + k).c_str());
+    xgrad_example::cli c(argc, argv, usage_text);
+    for (std::string k; c.next(k);) {
+        if (k == "--net") a.net = c.value();
+        else if (k == "--epochs") a.epochs = c.count();
+        else if (k == "--batch-size") a.batch_size = c.count();
+        else if (k == "--limit") a.limit = c.count();
+        else if (k == "--workers") a.workers = c.count();
+        else if (k == "--seed") a.seed = c.count();
+        else if (k == "--lr") a.lr = c.real();
+        else if (k == "--data-dir") a.data_dir = c.value();
+        else if (k == "--save") a.save = c.value();
+        else if (k == "--device") a.device = c.value();
+        else c.fail("unknown option " + k);
     }
-    if (a.net != "keras" && a.net != "torch") usage("--net must be keras or torch");
-    if (a.batch_size == 0) usage("--batch-size must be positive");
+    if (a.net != "keras" && a.net != "torch") c.fail("--net must be keras or torch");
+    if (a.batch_size == 0) c.fail("--batch-size must be positive");
     return a;
+}
+
+[[noreturn]] void usage(const char* why) {
+    std::fprintf(stderr, "error: %s\n%s\n", why, usage_text);
+    std::exit(2);
 }
 
 const std::vector<std::string> class_names{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                            "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
-// the first n samples of a dataset (for quick runs)
-data::tensor_dataset<std::uint8_t> first(const data::tensor_dataset<std::uint8_t>& d, std::size_t n) {
-    if (n == 0 || n >= d.size()) return d;
-    return {d.inputs().slice(0, 0, static_cast<std::ptrdiff_t>(n)), d.labels().slice(0, 0, static_cast<std::ptrdiff_t>(n))};
-}
+using xgrad_example::first;
 
 template <class Model>
 int run(Model& model, const args& a) {
@@ -174,15 +162,10 @@ int run_on(Model& model, const args& a) {
 template <class Device>
 int train(const args& a) {
     if (a.net == "keras") {
-        auto model = nn::sequential(nn::conv2d(1, 32, 3), nn::relu(), nn::max_pool2d(2),   //
-                                    nn::conv2d(32, 64, 3), nn::relu(), nn::max_pool2d(2),  //
-                                    nn::flatten(), nn::linear(64 * 5 * 5, 10));
+        auto model = xgrad_example::keras_cnn();
         return run_on<Device>(model, a);
     }
-    auto model = nn::sequential(nn::conv2d(1, 6, 5), nn::relu(), nn::max_pool2d(2),   //
-                                nn::conv2d(6, 16, 5), nn::relu(), nn::max_pool2d(2),  //
-                                nn::flatten(), nn::linear(16 * 4 * 4, 120), nn::relu(),  //
-                                nn::linear(120, 84), nn::relu(), nn::linear(84, 10));
+    auto model = xgrad_example::torch_net();
     return run_on<Device>(model, a);
 }
 

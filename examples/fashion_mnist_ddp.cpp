@@ -25,6 +25,8 @@
 #include <xgrad/train.hpp>
 #include <xgrad/xgrad.hpp>
 
+#include "example_support.hpp"
+
 namespace nn = xgrad::nn;
 namespace data = xgrad::data;
 namespace dist = xgrad::distributed;
@@ -39,53 +41,35 @@ struct args {
     std::string data_dir, save;
 };
 
-[[noreturn]] void usage(const char* why) {
-    std::fprintf(stderr,
-                 "error: %s\nusage: mpirun -np N fashion_mnist_ddp [--net keras|torch|mlp] [--epochs N] [--batch-size N]\n"
-                 "         [--lr X] [--limit N] [--data-dir DIR] [--save FILE] [--seed N] [--timeout S]\n"
-                 "         [--fail-rank R] [--hang-rank R] [--at-step N]\n",
-                 why);
-    std::exit(2);
-}
+const char* const usage_text =
+    "usage: mpirun -np N fashion_mnist_ddp [--net keras|torch|mlp] [--epochs N] [--batch-size N]\n"
+    "         [--lr X] [--limit N] [--data-dir DIR] [--save FILE] [--seed N] [--timeout S]\n"
+    "         [--fail-rank R] [--hang-rank R] [--at-step N]";
 
 args parse(int argc, char** argv) {
     args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage(("missing value after " + k).c_str());
-            return argv[++i];
-        };
-        auto count = [&] {
-            const std::string v = value();
-            char* end = nullptr;
-            const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-            if (v.empty() || *end) usage(("not a number: " + v).c_str());
-            return static_cast<std::size_t>(n);
-        };
-        if (k == "--net") a.net = value();
-        else if (k == "--epochs") a.epochs = count();
-        else if (k == "--batch-size") a.batch_size = count();
-        else if (k == "--limit") a.limit = count();
-        else if (k == "--seed") a.seed = count();
-        else if (k == "--at-step") a.at_step = count();
-        else if (k == "--fail-rank") a.fail_rank = static_cast<long>(count());
-        else if (k == "--hang-rank") a.hang_rank = static_cast<long>(count());
-        else if (k == "--lr") a.lr = std::atof(value().c_str());
-        else if (k == "--timeout") a.timeout = std::atof(value().c_str());
-        else if (k == "--data-dir") a.data_dir = value();
-        else if (k == "--save") a.save = value();
-        else usage(("unknown option " + k).c_str());
+    xgrad_example::cli c(argc, argv, usage_text);
+    for (std::string k; c.next(k);) {
+        if (k == "--net") a.net = c.value();
+        else if (k == "--epochs") a.epochs = c.count();
+        else if (k == "--batch-size") a.batch_size = c.count();
+        else if (k == "--limit") a.limit = c.count();
+        else if (k == "--seed") a.seed = c.count();
+        else if (k == "--at-step") a.at_step = c.count();
+        else if (k == "--fail-rank") a.fail_rank = static_cast<long>(c.count());
+        else if (k == "--hang-rank") a.hang_rank = static_cast<long>(c.count());
+        else if (k == "--lr") a.lr = c.real();
+        else if (k == "--timeout") a.timeout = c.real();
+        else if (k == "--data-dir") a.data_dir = c.value();
+        else if (k == "--save") a.save = c.value();
+        else c.fail("unknown option " + k);
     }
-    if (a.net != "keras" && a.net != "torch" && a.net != "mlp") usage("--net must be keras, torch or mlp");
-    if (a.batch_size == 0) usage("--batch-size must be positive");
+    if (a.net != "keras" && a.net != "torch" && a.net != "mlp") c.fail("--net must be keras, torch or mlp");
+    if (a.batch_size == 0) c.fail("--batch-size must be positive");
     return a;
 }
 
-data::tensor_dataset<std::uint8_t> first(const data::tensor_dataset<std::uint8_t>& d, std::size_t n) {
-    if (n == 0 || n >= d.size()) return d;
-    return {d.inputs().slice(0, 0, static_cast<std::ptrdiff_t>(n)), d.labels().slice(0, 0, static_cast<std::ptrdiff_t>(n))};
-}
+using xgrad_example::first;
 
 template <class Model>
 int run(Model& model, const args& a, const dist::environment& env) {
@@ -157,16 +141,11 @@ int run(Model& model, const args& a, const dist::environment& env) {
 int train(const args& a, const dist::environment& env) {
     nn::manual_seed(a.seed);
     if (a.net == "keras") {
-        auto model = nn::sequential(nn::conv2d(1, 32, 3), nn::relu(), nn::max_pool2d(2),   //
-                                    nn::conv2d(32, 64, 3), nn::relu(), nn::max_pool2d(2),  //
-                                    nn::flatten(), nn::linear(64 * 5 * 5, 10));
+        auto model = xgrad_example::keras_cnn();
         return run(model, a, env);
     }
     if (a.net == "torch") {
-        auto model = nn::sequential(nn::conv2d(1, 6, 5), nn::relu(), nn::max_pool2d(2),      //
-                                    nn::conv2d(6, 16, 5), nn::relu(), nn::max_pool2d(2),     //
-                                    nn::flatten(), nn::linear(16 * 4 * 4, 120), nn::relu(),  //
-                                    nn::linear(120, 84), nn::relu(), nn::linear(84, 10));
+        auto model = xgrad_example::torch_net();
         return run(model, a, env);
     }
     auto model = nn::sequential(nn::flatten(), nn::linear(784, 256), nn::relu(), nn::linear(256, 128), nn::relu(),
