@@ -146,6 +146,7 @@ public:
     /// wait). A peer that never joins leaves NCCL's kernel waiting: then the communicator is
     /// aborted (ncclCommAbort: the kernel ends) and distributed_error says so.
     void synchronize(const char* what) {
+        usable(what);
         using clock = std::chrono::steady_clock;
         const auto start = clock::now();
         const auto limit = std::chrono::duration<double>(detail::timeout_setting());
@@ -189,6 +190,7 @@ public:
         synchronize("allreduce");
     }
 
+    /// distributed_error naming `what` when the communicator was aborted.
     void usable(const char* what) const {
         if (!comm_)
             throw distributed_error("xgrad::distributed: " + std::string(what) + " on " + detail::rank_label() +
