@@ -16,6 +16,7 @@
 #include <exception>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -135,6 +136,13 @@ inline int wait_any(std::vector<MPI_Request>& reqs, const char* what) {
     }
 }
 
+/// Functions environment runs once MPI is initialized (the NCCL path registers the choice of
+/// this rank's GPU there, so that device tensors are made on that GPU from the start).
+inline std::vector<void (*)()>& init_hooks() {
+    static std::vector<void (*)()> hooks;
+    return hooks;
+}
+
 template <class T>
 MPI_Datatype mpi_type() {
     if constexpr (std::is_same_v<T, float>)
@@ -208,6 +216,7 @@ private:
         MPI_Comm_size(MPI_COMM_WORLD, &size_);
         previous_ = std::set_terminate(detail::terminate_handler);
         uncaught_ = std::uncaught_exceptions();
+        for (auto hook : detail::init_hooks()) hook();
     }
 
     bool owns_ = false;
@@ -229,6 +238,21 @@ inline int size() {
     return s;
 }
 inline bool is_root() { return rank() == 0; }
+
+/// This process's rank among the ranks on its own machine (node), and their number: the ranks
+/// of MPI_COMM_WORLD that share memory with it (MPI_COMM_TYPE_SHARED).
+inline std::pair<int, int> local_rank_and_size() {
+    rank();
+    MPI_Comm node;
+    detail::check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
+                  "MPI_Comm_split_type");
+    int r = 0, s = 1;
+    MPI_Comm_rank(node, &r);
+    MPI_Comm_size(node, &s);
+    MPI_Comm_free(&node);
+    return {r, s};
+}
+inline int local_rank() { return local_rank_and_size().first; }
 
 /// Runs body(env) on every rank inside an environment and returns its exit code. An exception
 /// from body is printed with the rank and ends every rank (MPI_Abort), so no rank is left

@@ -44,8 +44,8 @@ struct reducer_options {
 template <class T, class Device = device::cpu>
 class gradient_reducer {
     static_assert(std::is_same_v<Device, device::cpu>,
-                  "xgrad::distributed::gradient_reducer: MPI reduces host (CPU) parameters; device tensors "
-                  "need a device transport (NCCL), which this module does not provide yet");
+                  "xgrad::distributed::gradient_reducer: MPI reduces host (CPU) parameters; parameters on "
+                  "device::cuda are reduced with NCCL (a .cu file linking xgrad::nccl), other devices are not");
 
 public:
     using parameter_type = parameter<T, Device>;
