@@ -4,7 +4,7 @@
 #      and quick to compile), the device suites on Thrust's host systems, the documentation
 #      snippets (two executables) and the Python-checked helpers at -O1 without sanitizers (a
 #      sanitizer triples a translation unit's compile time; see XGRAD_TEST_UNSANITIZED in
-#      CMakeLists.txt), the examples at Release optimization, the CUDA suites compiled by nvcc
+#      CMakeLists.txt), the examples at -O1, the CUDA suites compiled by nvcc
 #      (they skip without a GPU); then every ctest test: unit, device, documentation snippets,
 #      compile-fail checks, consumer projects, example runs;
 #   2. ThreadSanitizer runs of the data loader and the thread pool (tests/tsan/run.sh);
@@ -14,6 +14,8 @@
 # Environment:
 #   XGRAD_SANITIZE=...     sanitizers of the unit tests (default address,undefined; empty: none)
 #   XGRAD_TEST_CXX_FLAGS   extra flags of the unit tests (default "-O1 -g1")
+#   XGRAD_EXAMPLE_CXX_FLAGS extra flags of the examples (default "-O1": here they are run on
+#                          a few batches only; scripts/main.sh builds them at full optimization)
 #   XGRAD_TEST_CUDA_FLAGS  extra nvcc flags of the CUDA suites (default "-O0" without a GPU:
 #                          there they are only compiled, so their host code is not optimized)
 #   XGRAD_CUDA_ARCHS       CMAKE_CUDA_ARCHITECTURES (default 90-virtual without a GPU: PTX only,
@@ -106,6 +108,7 @@ if [[ "${XGRAD_SKIP_BUILD:-0}" != "1" ]]; then
     -DXGRAD_BUILD_BENCHMARKS=OFF \
     "-DXGRAD_SANITIZE=${XGRAD_SANITIZE-address,undefined}" \
     "-DXGRAD_TEST_CXX_FLAGS=${XGRAD_TEST_CXX_FLAGS--O1 -g1}" \
+    "-DXGRAD_EXAMPLE_CXX_FLAGS=${XGRAD_EXAMPLE_CXX_FLAGS--O1}" \
     "-DXGRAD_TEST_CUDA_FLAGS=${XGRAD_TEST_CUDA_FLAGS-$cuda_flags_default}" \
     "-DCMAKE_CUDA_ARCHITECTURES=${XGRAD_CUDA_ARCHS:-$cuda_archs_default}"
   phase "build" cmake --build "$BUILD_DIR" -j "$JOBS"
