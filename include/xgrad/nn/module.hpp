@@ -32,8 +32,8 @@
 #include <cxxabi.h>
 #endif
 
-#include "../autodiff/parameter.hpp"
 #include "../core/error.hpp"
+#include "../core/parameter.hpp"
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
 

@@ -23,8 +23,8 @@
 #include <utility>
 #include <vector>
 
-#include "../autodiff/parameter.hpp"
 #include "../core/error.hpp"
+#include "../core/parameter.hpp"
 #include "../core/tensor.hpp"
 #include "../core/transfer.hpp"
 #include "../expr/assign.hpp"
