@@ -3,8 +3,8 @@
 #include <type_traits>
 
 #include "../backend/cpu/engine.hpp"
-#include "pass.hpp"
 #include "../expr/op_node.hpp"
+#include "../expr/pass.hpp"
 #include "../expr/reduce.hpp"
 
 namespace xgrad {

@@ -25,10 +25,10 @@
 #include <tuple>
 #include <utility>
 
-#include "../autodiff/pass.hpp"
 #include "../backend/cpu/engine.hpp"
 #include "../backend/device_engine.hpp"
 #include "node.hpp"
+#include "pass.hpp"
 
 namespace xgrad {
 

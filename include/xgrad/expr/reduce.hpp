@@ -6,10 +6,10 @@
 #include <initializer_list>
 #include <vector>
 
-#include "../autodiff/pass.hpp"
 #include "../backend/cpu/engine.hpp"
 #include "../backend/device_engine.hpp"
 #include "node.hpp"
+#include "pass.hpp"
 
 namespace xgrad {
 
