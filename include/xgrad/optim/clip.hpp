@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "../backend/cpu/engine.hpp"
 #include "../core/error.hpp"
 #include "../core/parameter.hpp"
 #include "../expr/assign.hpp"

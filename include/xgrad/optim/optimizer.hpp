@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "../backend/cpu/engine.hpp"
 #include "../core/error.hpp"
 #include "../core/parameter.hpp"
 #include "../core/tensor.hpp"
