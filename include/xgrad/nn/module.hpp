@@ -36,6 +36,7 @@
 #include "../core/parameter.hpp"
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
+#include "../expr/node.hpp"  // detail::is_parameter
 
 namespace xgrad::nn {
 
