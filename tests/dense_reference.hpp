@@ -12,6 +12,7 @@
 #include <xgrad/ops/dense.hpp>
 
 #include "reference_file.hpp"
+#include "test_support.hpp"
 #ifndef XGRAD_TEST_DATA_DIR
 #define XGRAD_TEST_DATA_DIR "data"
 #endif
@@ -35,24 +36,7 @@ private:
     std::map<std::string, xgrad::tensor<double>> tensors_;
 };
 
-/// Checks got == want elementwise within atol + rtol |want|; reports the first mismatches.
-template <class T>
-void check_close(const xgrad::tensor<T>& got, const xgrad::tensor<double>& want, double rtol, double atol,
-                 const std::string& what) {
-    BOOST_TEST_CONTEXT(what) {
-        BOOST_TEST(xgrad::to_string(got.shape()) == xgrad::to_string(want.shape()));
-        if (got.shape() != want.shape()) return;
-        const auto a = got.to_vector();
-        const auto b = want.to_vector();
-        int bad = 0;
-        for (std::size_t i = 0; i < a.size(); ++i) {
-            const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
-            if (!(d <= atol + rtol * std::fabs(b[i])) && bad++ < 5)
-                BOOST_ERROR(what << ": element " << i << " is " << a[i] << ", expected " << b[i]);
-        }
-        BOOST_TEST(bad == 0, what << ": " << bad << " of " << a.size() << " elements differ");
-    }
-}
+using xgrad_test::check_close;
 
 /// Tolerances for element type T against float64 references.
 template <class T>

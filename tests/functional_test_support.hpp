@@ -17,6 +17,7 @@
 #include <xgrad/xgrad.hpp>
 
 #include "reference_file.hpp"
+#include "test_support.hpp"
 
 namespace xgrad_test {
 
@@ -43,33 +44,6 @@ private:
     explicit reference(const std::string& path) : t_(read_reference_file(path)) {}
     std::map<std::string, xgrad::tensor<double>> t_;
 };
-
-/// |actual - expected| <= atol + rtol |expected| for every element, with equal shapes.
-template <class T>
-void check_close(const xgrad::tensor<T>& actual, const xgrad::tensor<double>& expected, double rtol, double atol,
-                 const std::string& what) {
-    BOOST_TEST_REQUIRE(actual.shape() == expected.shape(), what << ": shape " << xgrad::to_string(actual.shape())
-                                                                << " vs expected " << xgrad::to_string(expected.shape()));
-    const auto a = actual.to_vector();
-    const auto e = expected.to_vector();
-    std::size_t bad = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        const double d = std::fabs(static_cast<double>(a[i]) - e[i]);
-        if (!(d <= atol + rtol * std::fabs(e[i])) && bad++ < 3)
-            BOOST_ERROR(what << ": element " << i << " is " << static_cast<double>(a[i]) << ", expected " << e[i]);
-    }
-    BOOST_TEST(bad == 0u, what << ": " << bad << " of " << a.size() << " elements differ");
-}
-
-/// Tolerances for comparing against float64 references: tight in double, float-sized in float.
-template <class T>
-constexpr double rtol_for() {
-    return std::is_same_v<T, double> ? 1e-10 : 2e-5;
-}
-template <class T>
-constexpr double atol_for() {
-    return std::is_same_v<T, double> ? 1e-12 : 2e-6;
-}
 
 /// gradcheck(f, params) must pass; the report names the first mismatches.
 template <class F>

@@ -15,8 +15,10 @@
 #include <xgrad/xgrad.hpp>
 
 #include "reference_file.hpp"
+#include "test_support.hpp"
 
 using namespace xgrad;
+using xgrad_test::error_of;
 
 namespace {
 
@@ -43,15 +45,6 @@ void check_mask(const parameter<float>& p, const std::string& name) {
         for (std::size_t i = 0; i < want.size(); ++i)
             if (want.data()[i] == 0) BOOST_TEST(p.value().data()[i] == 0.0f);
     }
-}
-
-std::string message_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const value_error& e) {
-        return e.what();
-    }
-    return "(no value_error)";
 }
 
 std::filesystem::path temp_file(const std::string& name) {
@@ -157,22 +150,22 @@ BOOST_AUTO_TEST_CASE(pruning_bad_arguments_name_the_layer) {
     auto model = nn::sequential(nn::linear(4, 3), nn::relu(), nn::linear(3, 2));
     auto& fc = model.get<0>();
     for (double a : {-0.1, 1.5, std::nan("")}) {
-        const auto m = message_of([&] { prune::l1_unstructured(fc, "weight", a); });
+        const auto m = error_of<value_error>([&] { prune::l1_unstructured(fc, "weight", a); });
         BOOST_TEST(m.find("layer '0' (linear)") != std::string::npos, m);
         BOOST_TEST(m.find("[0, 1]") != std::string::npos, m);
     }
-    auto m = message_of([&] { prune::l1_unstructured(model.get<2>(), "weigth", 0.5); });
+    auto m = error_of<value_error>([&] { prune::l1_unstructured(model.get<2>(), "weigth", 0.5); });
     BOOST_TEST(m.find("layer '2' (linear) has no parameter 'weigth'") != std::string::npos, m);
-    m = message_of([&] { prune::ln_structured(fc, "weight", 0.5, 2, 2); });
+    m = error_of<value_error>([&] { prune::ln_structured(fc, "weight", 0.5, 2, 2); });
     BOOST_TEST(m.find("dim 2 is out of range") != std::string::npos, m);
-    m = message_of([&] { prune::ln_structured(fc, "bias", 0.5, 2, 0); });
+    m = error_of<value_error>([&] { prune::ln_structured(fc, "bias", 0.5, 2, 0); });
     BOOST_TEST(m.find("2 or more dimensions") != std::string::npos, m);
-    m = message_of([&] { prune::ln_structured(fc, "weight", 0.5, -1, 0); });
+    m = error_of<value_error>([&] { prune::ln_structured(fc, "weight", 0.5, -1, 0); });
     BOOST_TEST(m.find("norm order") != std::string::npos, m);
-    m = message_of([&] { prune::remove(fc, "weight"); });
+    m = error_of<value_error>([&] { prune::remove(fc, "weight"); });
     BOOST_TEST(m.find("is not pruned") != std::string::npos, m);
     BOOST_TEST(!prune::is_pruned(fc, "weight"));
-    m = message_of([&] { prune::global_unstructured({prune::target(fc, "weight"), prune::target(fc, "weight")}, 0.5); });
+    m = error_of<value_error>([&] { prune::global_unstructured({prune::target(fc, "weight"), prune::target(fc, "weight")}, 0.5); });
     BOOST_TEST(m.find("listed twice") != std::string::npos, m);
 }
 
@@ -235,7 +228,7 @@ BOOST_AUTO_TEST_CASE(pruned_checkpoints_round_trip_as_pytorch_names) {
     for (std::size_t i = 0; i < orig.size(); ++i) BOOST_TEST(saved_orig.data()[i] == orig.data()[i]);
 
     auto fresh = nn::sequential(nn::linear(6, 5), nn::relu(), nn::linear(5, 3));
-    const auto m = message_of([&] { load(fresh, path); });  // unpruned model: names differ
+    const auto m = error_of<value_error>([&] { load(fresh, path); });  // unpruned model: names differ
     BOOST_TEST(m.find("unexpected: 0.weight_orig, 0.weight_mask") != std::string::npos, m);
     prune::identity(fresh.get<0>(), "weight");
     load(fresh, path);
@@ -390,7 +383,7 @@ BOOST_AUTO_TEST_CASE(static_conv_calibrates_and_round_trips) {
     auto q = quant::prepare_static(model);
     static_assert(std::is_same_v<std::remove_cvref_t<decltype(q.get<0>())>, quant::quantized_conv2d>);
     static_assert(std::is_same_v<std::remove_cvref_t<decltype(q.get<4>())>, quant::quantized_linear>);
-    auto m = message_of([&] { quant::convert(q); });
+    auto m = error_of<value_error>([&] { quant::convert(q); });
     BOOST_TEST(m.find("layer '0' (quantized_conv2d) has observed no input") != std::string::npos, m);
     rng g(3);
     for (int b = 0; b < 3; ++b) (void)q(randn<float>({4, 3, 12, 12}, g));  // calibration
@@ -438,15 +431,15 @@ BOOST_AUTO_TEST_CASE(static_conv_calibrates_and_round_trips) {
     const auto y2 = eval(q2(x));
     for (std::size_t i = 0; i < yq.size(); ++i) BOOST_TEST(y2.data()[i] == yq.data()[i]);
     auto dyn = quant::quantize_dynamic(other);  // a different structure (float conv): rejected
-    m = message_of([&] { quant::load(dyn, path); });
+    m = error_of<value_error>([&] { quant::load(dyn, path); });
     BOOST_TEST(m.find("does not match the model") != std::string::npos, m);
     std::filesystem::remove(path);
 
     // what cannot be quantized
     auto grouped = nn::sequential(nn::conv2d(4, 4, 3, {.groups = 2}));
-    m = message_of([&] { (void)quant::prepare_static(grouped); });
+    m = error_of<value_error>([&] { (void)quant::prepare_static(grouped); });
     BOOST_TEST(m.find("layer '0' (conv2d): quantized conv2d supports groups = 1 only") != std::string::npos, m);
     auto no_linear = nn::sequential(nn::relu());
-    m = message_of([&] { (void)quant::quantize_dynamic(no_linear); });
+    m = error_of<value_error>([&] { (void)quant::quantize_dynamic(no_linear); });
     BOOST_TEST(m.find("no layer to quantize") != std::string::npos, m);
 }

@@ -12,6 +12,7 @@
 #include "test_support.hpp"
 
 using xgrad_test::contains;
+using xgrad_test::error_of;
 
 namespace nn = xgrad::nn;
 using xgrad::shape_t;
@@ -23,17 +24,6 @@ std::vector<std::string> names_of(auto&& named) {
     std::vector<std::string> out;
     for (auto& [n, p] : named) out.push_back(n);
     return out;
-}
-
-/// The message of the exception E that f() throws ("" if it throws none).
-template <class E, class F>
-std::string message_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    return {};
 }
 
 // A user layer with the optional base: residual MLP block.
@@ -192,29 +182,29 @@ BOOST_AUTO_TEST_CASE(shape_errors_name_the_layer) {
     auto model = cnn();
     xgrad::rng gen(0);
     // three channels where conv 0 wants one
-    auto msg = message_of<xgrad::shape_error>([&] { model(xgrad::randn<float>({2, 3, 28, 28}, gen)); });
+    auto msg = error_of<xgrad::shape_error>([&] { model(xgrad::randn<float>({2, 3, 28, 28}, gen)); });
     BOOST_TEST(contains(msg, "layer '0' (conv2d)"), msg);
     BOOST_TEST(contains(msg, "{N, 1, H, W}"), msg);
     BOOST_TEST(contains(msg, "{2, 3, 28, 28}"), msg);
     // 20x20 images make the flattened features 64 * 3 * 3: linear 7 sees the wrong width
-    msg = message_of<xgrad::shape_error>([&] { model(xgrad::randn<float>({2, 1, 20, 20}, gen)); });
+    msg = error_of<xgrad::shape_error>([&] { model(xgrad::randn<float>({2, 1, 20, 20}, gen)); });
     BOOST_TEST(contains(msg, "layer '7' (linear)"), msg);
     BOOST_TEST(contains(msg, "{..., 1600}"), msg);
     BOOST_TEST(contains(msg, "{2, 576}"), msg);
     // an error raised by the op itself (pooling a 1x1 map) names the layer too
     auto pool = nn::sequential(nn::linear(3, 3), nn::sequential(nn::flatten(), nn::max_pool2d(2)));
-    msg = message_of<xgrad::shape_error>([&] { pool(xgrad::randn<float>({1, 1, 1, 3}, gen)); });
+    msg = error_of<xgrad::shape_error>([&] { pool(xgrad::randn<float>({1, 1, 1, 3}, gen)); });
     BOOST_TEST(contains(msg, "layer '1.1' (max_pool2d)"), msg);
     // a layer used on its own has no dotted name: its kind leads
     nn::batch_norm2d bn(8);
-    msg = message_of<xgrad::shape_error>([&] { bn(xgrad::randn<float>({2, 8, 3}, gen)); });
+    msg = error_of<xgrad::shape_error>([&] { bn(xgrad::randn<float>({2, 8, 3}, gen)); });
     BOOST_TEST(msg == "batch_norm2d: expected input of shape {N, 8, H, W}, got {2, 8, 3}");
     nn::layer_norm<float> ln(shape_t{4, 5});
-    msg = message_of<xgrad::shape_error>([&] { ln(xgrad::randn<float>({2, 5, 4}, gen)); });
+    msg = error_of<xgrad::shape_error>([&] { ln(xgrad::randn<float>({2, 5, 4}, gen)); });
     BOOST_TEST(msg == "layer_norm: expected input of shape {..., 4, 5}, got {2, 5, 4}");
     // a user layer inside a sequential
     auto with_block = nn::sequential(nn::linear(3, 6), residual_block(4, 8));
-    msg = message_of<xgrad::shape_error>([&] { with_block(xgrad::randn<float>({2, 3}, gen)); });
+    msg = error_of<xgrad::shape_error>([&] { with_block(xgrad::randn<float>({2, 3}, gen)); });
     BOOST_TEST(contains(msg, "layer '1.fc1' (linear)"), msg);
     BOOST_TEST(contains(msg, "{..., 4}"), msg);
 }

@@ -12,7 +12,7 @@
 #include "core/transfer.hpp"
 #include "core/xtensor_interop.hpp"
 
-#include "autodiff/parameter.hpp"
+#include "core/parameter.hpp"
 #include "backend/cpu/thread_pool.hpp"
 #include "expr/functions.hpp"
 #include "expr/reduce.hpp"

@@ -1,10 +1,13 @@
 #pragma once
-// eval() and backward(): the two ways to run an expression.
+// eval() and backward(): the two ways to run an expression. Both run it through
+// device_engine<D> (expr/device_engine.hpp), D being where its leaves live; the CPU's is
+// included here, a device's with its backend (<xgrad/device.hpp>).
+#include <cmath>
 #include <type_traits>
 
 #include "../backend/cpu/engine.hpp"
-#include "pass.hpp"
 #include "../expr/op_node.hpp"
+#include "../expr/pass.hpp"
 #include "../expr/reduce.hpp"
 
 namespace xgrad {
@@ -35,8 +38,6 @@ auto eval(X&& x) {
     using Dev = detail::expr_device_t<E>;
     if constexpr (detail::is_reduce<E>::value || detail::materializable<E>)
         return e.forward_value();  // already a fresh tensor: no copy
-    else if constexpr (std::is_same_v<Dev, device::cpu>)
-        return detail::cpu_eval(e);
     else
         return detail::device_engine<Dev>::eval(e);
 }
@@ -50,8 +51,7 @@ typename E::value_type backward(const E& e) {
                   "xgrad::backward(expr): expr must reduce to a scalar: wrap it in sum()/mean(), or pass the "
                   "upstream gradient explicitly with backward(expr, upstream)");
     using T = typename E::value_type;
-    using Dev = detail::expr_device_t<E>;
-    constexpr bool on_cpu = std::is_same_v<Dev, device::cpu>;
+    using engine = detail::device_engine<detail::expr_device_t<E>>;
     detail::pass_scope pass;
     if constexpr (detail::full_sum_root<E>::value && E::has_grad) {
         using Red = typename detail::full_sum_root<E>::reduction;
@@ -61,14 +61,9 @@ typename E::value_type backward(const E& e) {
             if (n == 0) return T(NAN);
             g = T(1) / T(n);
         }
-        if constexpr (on_cpu)
-            return detail::cpu_sum_backward(e.e, g);
-        else
-            return detail::device_engine<Dev>::sum_backward(e.e, g);
-    } else if constexpr (on_cpu) {
-        return detail::cpu_value_backward(e);
+        return engine::sum_backward(e.e, g);
     } else {
-        return detail::device_engine<Dev>::value_backward(e);
+        return engine::value_backward(e);
     }
 }
 
@@ -80,11 +75,8 @@ void backward(const E& e, const tensor<typename E::value_type, detail::expr_devi
         throw shape_error("backward: upstream gradient of shape " + to_string(upstream.shape()) +
                           " does not broadcast to the expression's shape " + to_string(e.shape()));
     detail::pass_scope pass;
-    using Dev = detail::expr_device_t<E>;
-    if constexpr (std::is_same_v<Dev, device::cpu>)
-        detail::cpu_backward(e, upstream);
-    else if constexpr (E::has_grad)
-        detail::device_engine<Dev>::backward(e, upstream, typename E::value_type(1));
+    if constexpr (E::has_grad)
+        detail::device_engine<detail::expr_device_t<E>>::backward(e, upstream, typename E::value_type(1));
 }
 
 }  // namespace xgrad

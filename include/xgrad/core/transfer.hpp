@@ -5,7 +5,7 @@
 #include <concepts>
 #include <type_traits>
 
-#include "../autodiff/parameter.hpp"
+#include "parameter.hpp"
 #include "tensor.hpp"
 
 namespace xgrad {

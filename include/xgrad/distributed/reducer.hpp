@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "../autodiff/parameter.hpp"
+#include "../core/parameter.hpp"
 #include "environment.hpp"
 
 namespace xgrad::distributed {

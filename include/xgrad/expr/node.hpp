@@ -7,7 +7,7 @@
 #include <concepts>
 #include <type_traits>
 
-#include "../autodiff/parameter.hpp"
+#include "../core/parameter.hpp"
 #include "../core/shape.hpp"
 #include "../core/tensor.hpp"
 #include "kernels.hpp"

@@ -20,10 +20,9 @@
 #include <tuple>
 #include <utility>
 
-#include "../autodiff/pass.hpp"
-#include "../backend/cpu/engine.hpp"
-#include "../backend/device_engine.hpp"
+#include "device_engine.hpp"
 #include "node.hpp"
+#include "pass.hpp"
 
 namespace xgrad {
 
@@ -44,8 +43,6 @@ auto materialize(const E& e) {
         return e.p.value().contiguous();
     else if constexpr (materializable<E>)
         return e.forward_value().contiguous();
-    else if constexpr (std::is_same_v<D, device::cpu>)
-        return cpu_eval(e);
     else
         return device_engine<D>::eval(e);
 }
@@ -56,8 +53,6 @@ void push_grad(const E& e, const tensor<typename E::value_type, expr_device_t<E>
     if constexpr (E::has_grad) {
         if constexpr (materializable<E>)
             e.backward_from(g);
-        else if constexpr (std::is_same_v<expr_device_t<E>, device::cpu>)
-            cpu_backward(e, g);
         else
             device_engine<expr_device_t<E>>::backward(e, g, typename E::value_type(1));
     }

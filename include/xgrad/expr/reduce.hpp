@@ -6,10 +6,9 @@
 #include <initializer_list>
 #include <vector>
 
-#include "../autodiff/pass.hpp"
-#include "../backend/cpu/engine.hpp"
-#include "../backend/device_engine.hpp"
+#include "device_engine.hpp"
 #include "node.hpp"
+#include "pass.hpp"
 
 namespace xgrad {
 
@@ -43,7 +42,7 @@ struct reduce_node : expression_base {
     using T = value_type;
     using device_type = detail::device_of_t<E>;
     using tensor_type = tensor<T, detail::expr_device_t<E>>;
-    static constexpr bool on_cpu = std::is_same_v<detail::expr_device_t<E>, device::cpu>;
+    using engine = detail::device_engine<detail::expr_device_t<E>>;
     static constexpr bool has_grad = E::has_grad;
     static constexpr bool is_scalar = Full;
     E e;
@@ -82,25 +81,12 @@ struct reduce_node : expression_base {
     tensor_type forward_value() const { return value_cache_.get([&] { return compute(); }); }
 
     tensor_type compute() const {
-        if constexpr (!on_cpu) {
-            return detail::device_engine<detail::expr_device_t<E>>::template reduce<Red>(e, keep_shape_, count_)
-                .reshape(shape_);
-        } else {
-            tensor<T> r;
-            if constexpr (std::is_same_v<Red, reductions::max>)
-                r = detail::cpu_reduce<detail::max_combine>(e, keep_shape_);
-            else if constexpr (std::is_same_v<Red, reductions::mean>)
-                r = detail::cpu_reduce<detail::plus_combine>(e, keep_shape_, count_ ? T(1) / T(count_) : T(NAN));
-            else
-                r = detail::cpu_reduce<detail::plus_combine>(e, keep_shape_);
-            return r.reshape(shape_);
-        }
+        return engine::template reduce<Red>(e, keep_shape_, count_).reshape(shape_);
     }
 
     /// Chain rule through the reduction: `g` has the result's shape.
     void backward_from(const tensor_type& g) const {
-        if constexpr (has_grad && !on_cpu) {
-            using engine = detail::device_engine<detail::expr_device_t<E>>;
+        if constexpr (has_grad) {
             auto gk = g.reshape(keep_shape_);
             if constexpr (std::is_same_v<Red, reductions::max>)
                 engine::max_backward(e, forward_value().reshape(keep_shape_), gk);
@@ -108,14 +94,6 @@ struct reduce_node : expression_base {
                 engine::backward(e, gk, count_ ? T(1) / T(count_) : T(0));
             else
                 engine::backward(e, gk, T(1));
-        } else if constexpr (has_grad) {
-            auto gk = g.reshape(keep_shape_);
-            if constexpr (std::is_same_v<Red, reductions::max>)
-                detail::cpu_max_backward(e, forward_value().reshape(keep_shape_), gk);
-            else if constexpr (std::is_same_v<Red, reductions::mean>)
-                detail::cpu_backward(e, gk, count_ ? T(1) / T(count_) : T(0));
-            else
-                detail::cpu_backward(e, gk, T(1));
         }
     }
 

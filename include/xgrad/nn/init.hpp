@@ -14,8 +14,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "../autodiff/parameter.hpp"
 #include "../core/error.hpp"
+#include "../core/parameter.hpp"
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
 

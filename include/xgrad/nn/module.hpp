@@ -32,10 +32,11 @@
 #include <cxxabi.h>
 #endif
 
-#include "../autodiff/parameter.hpp"
 #include "../core/error.hpp"
+#include "../core/parameter.hpp"
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
+#include "../expr/node.hpp"  // detail::is_parameter
 
 namespace xgrad::nn {
 

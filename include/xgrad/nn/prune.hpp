@@ -9,7 +9,7 @@
 //   prune::remove(fc, "weight");                        // make it permanent: drop mask and originals
 //
 // A pruned parameter keeps its mask m (1 keeps, 0 prunes) and its original values w0 beside it
-// (autodiff/parameter.hpp); its value is w0 * m. The forward therefore reads the pruned weight
+// (core/parameter.hpp); its value is w0 * m. The forward therefore reads the pruned weight
 // with no extra work, and the optimizers' step() (optim/optimizer.hpp) multiplies the gradient by
 // m before the update (d loss / d w0 = m * d loss / d w, PyTorch's gradient for weight_orig) and
 // the value by m after it, so pruned weights stay exactly zero under momentum or weight decay.

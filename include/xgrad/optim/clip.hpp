@@ -8,8 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "../autodiff/parameter.hpp"
+#include "../backend/cpu/engine.hpp"
 #include "../core/error.hpp"
+#include "../core/parameter.hpp"
 #include "../expr/assign.hpp"
 #include "../expr/functions.hpp"
 #include "../expr/reduce.hpp"

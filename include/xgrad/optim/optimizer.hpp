@@ -23,8 +23,9 @@
 #include <utility>
 #include <vector>
 
-#include "../autodiff/parameter.hpp"
+#include "../backend/cpu/engine.hpp"
 #include "../core/error.hpp"
+#include "../core/parameter.hpp"
 #include "../core/tensor.hpp"
 #include "../core/transfer.hpp"
 #include "../expr/assign.hpp"

@@ -31,11 +31,11 @@
 #include <vector>
 
 #include "../autodiff/backward.hpp"
-#include "../autodiff/pass.hpp"
 #include "../core/error.hpp"
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
 #include "../core/transfer.hpp"
+#include "../expr/pass.hpp"
 #include "../nn/module.hpp"
 #include "../ops/softmax.hpp"
 #include "../optim/clip.hpp"

@@ -1,13 +1,16 @@
 #pragma once
 // Whole-expression operations on the CPU, each one fused loop: evaluate, reduce, and the
-// backward passes. Expression nodes and the top-level eval()/backward() call these.
+// backward passes; device_engine<device::cpu> (the interface of expr/device_engine.hpp) runs
+// them for expression nodes and the top-level eval()/backward()/assign().
+#include <cmath>
+
+#include "../../expr/device_engine.hpp"
 #include "../../expr/node.hpp"
+#include "../../expr/reduce.hpp"
+#include "assign.hpp"
 #include "loop.hpp"
 
 namespace xgrad::detail {
-
-template <class E>
-using value_t = typename std::remove_cvref_t<E>::value_type;
 
 /// out = e, a new contiguous tensor of e's shape.
 template <class E>
@@ -92,5 +95,49 @@ void cpu_max_backward(const E& e, const tensor<value_t<E>>& m, const tensor<valu
         execute(root, ctx);
     }
 }
+
+template <>
+struct device_engine<device::cpu> {
+    template <class E>
+    static tensor<value_t<E>> eval(const E& e) {
+        return cpu_eval(e);
+    }
+
+    template <class Red, class E>
+    static tensor<value_t<E>> reduce(const E& e, const shape_t& keep_shape, std::size_t count) {
+        using T = value_t<E>;
+        if constexpr (std::is_same_v<Red, reductions::max>)
+            return cpu_reduce<max_combine>(e, keep_shape);
+        else if constexpr (std::is_same_v<Red, reductions::mean>)
+            return cpu_reduce<plus_combine>(e, keep_shape, count ? T(1) / T(count) : T(NAN));
+        else
+            return cpu_reduce<plus_combine>(e, keep_shape);
+    }
+
+    template <class E>
+    static void backward(const E& e, const tensor<value_t<E>>& up, value_t<E> scale) {
+        cpu_backward(e, up, scale);
+    }
+
+    template <class E>
+    static value_t<E> sum_backward(const E& e, value_t<E> g) {
+        return cpu_sum_backward(e, g);
+    }
+
+    template <class E>
+    static value_t<E> value_backward(const E& e) {
+        return cpu_value_backward(e);
+    }
+
+    template <class E>
+    static void max_backward(const E& e, const tensor<value_t<E>>& m, const tensor<value_t<E>>& up) {
+        cpu_max_backward(e, m, up);
+    }
+
+    template <class... A>
+    static void assign(const A&... a) {
+        cpu_assign(a...);
+    }
+};
 
 }  // namespace xgrad::detail

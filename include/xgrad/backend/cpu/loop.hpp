@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "../../autodiff/parameter.hpp"
+#include "../../core/parameter.hpp"
 #include "../../core/shape.hpp"
 #include "../../core/tensor.hpp"
 #include "../../detail/vmath.hpp"

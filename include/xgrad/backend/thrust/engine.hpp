@@ -3,9 +3,9 @@
 // one merge launch: what eval(), backward() and the reductions call for device expressions.
 #include <cmath>
 
-#include "../../autodiff/pass.hpp"
+#include "../../expr/device_engine.hpp"
+#include "../../expr/pass.hpp"
 #include "../../expr/reduce.hpp"
-#include "../device_engine.hpp"
 #include "loop.hpp"
 
 namespace xgrad {

@@ -15,7 +15,7 @@
 
 #include <thrust/fill.h>
 
-#include "../../autodiff/parameter.hpp"
+#include "../../core/parameter.hpp"
 #include "kernels.hpp"
 #include "tensor.hpp"
 

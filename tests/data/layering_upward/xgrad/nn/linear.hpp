@@ -1,0 +1,2 @@
+#pragma once
+// Fixture for check_layering_detects_upward.
