@@ -121,7 +121,8 @@ struct max_pool2d_op {
         const std::size_t hw = g.H * g.W, ohw = g.OH * g.OW;
         if (two_by_two(g)) {
             for_planes(g.planes, hw, [&](std::size_t p0, std::size_t p1) {
-                for (std::size_t p = p0; p < p1; ++p) forward_2x2(g, x.data() + p * hw, y.data() + p * ohw);
+                for (std::size_t p = p0; p < p1; ++p)
+                    forward_2x2(g, x.data() + p * hw, y.data() + p * ohw, x.data() + x.size());
             });
             return y;
         }
@@ -153,18 +154,19 @@ struct max_pool2d_op {
     }
 
     /// y of one plane, 2x2 stride 2: per row pair, m[k] = max of x[2i.., k..k+1] for every
-    /// column k with SIMD (contiguous loads), then y[i, j] = m[2 j].
-    static void forward_2x2(const pool_geometry& g, const T* xp, T* yp) {
+    /// column k with SIMD (contiguous loads), then y[i, j] = m[2 j]. Loads may run past the
+    /// row into the next one (lanes past 2 OW are discarded), never past xend, the end of x.
+    static void forward_2x2(const pool_geometry& g, const T* xp, T* yp, const T* xend) {
         using B = simd_t<T>;
         constexpr std::size_t L = B::size;
         thread_local aligned_vector<T> m;
         const std::size_t n = 2 * g.OW;
-        m.resize(n);
+        m.resize(n + L);
         for (std::size_t i = 0; i < g.OH; ++i) {
             const T* r0 = xp + 2 * i * g.W;
             const T* r1 = r0 + g.W;
             std::size_t k = 0;
-            for (; k < n && k + L + 1 <= g.W; k += L) {
+            for (; k < n && r1 + k + L + 1 <= xend; k += L) {
                 const B a = B::load_unaligned(r0 + k), b = B::load_unaligned(r0 + k + 1);
                 const B c = B::load_unaligned(r1 + k), d = B::load_unaligned(r1 + k + 1);
                 first_max(first_max(first_max(a, b), c), d).store_unaligned(m.data() + k);
