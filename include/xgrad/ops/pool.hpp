@@ -179,7 +179,7 @@ struct max_pool2d_op {
 
     /// dx of one plane, 2x2 stride 2: the window's first element equal to its output y (its
     /// first NaN when y is NaN) receives g, the other three 0; rows and columns no window
-    /// covers (odd H or W) get 0. Writes every element of dx once.
+    /// covers (odd H or W) get 0. One plane is zeroed and then scattered into while in cache.
     static void backward_2x2(const pool_geometry& g, const T* xp, const T* yp, const T* gp, T* dp) {
         std::fill(dp, dp + g.H * g.W, T(0));
         const std::size_t at[4] = {0, 1, g.W, g.W + 1};  // window element -> offset from its corner
