@@ -3,6 +3,7 @@
 // benchmarks/peers/common.py). Prints one JSON line per result on stdout.
 //
 //   bench_peers --data DIR --threads N [--part micro|epoch] [--warmup 3] [--reps 7] [--seed 0]
+//               [--only chain|tiny|mlp|cnn|keras|net]
 //
 // micro: (1) sum(tanh(x*w+b)*sigmoid(x)) forward + backward (gradients of x, w and the
 //            broadcast b) at 2^10, 2^16, 2^20, 2^24; (2) the same on 1 element;
@@ -36,7 +37,7 @@ namespace data = xgrad::data;
 namespace {
 
 struct config {
-    std::string dir, part = "micro";
+    std::string dir, part = "micro", only;  // only: run just the micro workloads of this name
     std::size_t threads = 1, warmup = 3, reps = 7, seed = 0;
 };
 
@@ -99,10 +100,13 @@ auto torch_net() {
                           nn::linear(120, 84), nn::relu(), nn::linear(84, 10));
 }
 
+bool wanted(const char* name) { return cfg.only.empty() || cfg.only == name; }
+
 void micro() {
     // (1) and (2): the elementwise chain
-    const auto cx = xgrad::io::read_npy_as<float>(path("chain_x.npy"));
-    const auto cw = xgrad::io::read_npy_as<float>(path("chain_w.npy"));
+    const bool any_chain = wanted("chain") || wanted("tiny");
+    const auto cx = any_chain ? xgrad::io::read_npy_as<float>(path("chain_x.npy")) : xgrad::tensor<float>{};
+    const auto cw = any_chain ? xgrad::io::read_npy_as<float>(path("chain_w.npy")) : xgrad::tensor<float>{};
     auto chain = [&](const char* workload, std::size_t n, std::size_t iters, const std::string& size) {
         auto x = xgrad::param(prefix(cx, n)), w = xgrad::param(prefix(cw, n));
         auto b = xgrad::param(xgrad::zeros<float>({1}));
@@ -116,11 +120,13 @@ void micro() {
         if (v != v) std::printf("nan\n");
     };
     const std::pair<int, std::size_t> sizes[] = {{10, 200}, {16, 20}, {20, 2}, {24, 1}};
-    for (auto [lg, iters] : sizes) chain("chain", std::size_t{1} << lg, iters, "2^" + std::to_string(lg));
-    chain("tiny", 1, 1000, "1");
+    if (wanted("chain"))
+        for (auto [lg, iters] : sizes) chain("chain", std::size_t{1} << lg, iters, "2^" + std::to_string(lg));
+    if (wanted("tiny")) chain("tiny", 1, 1000, "1");
 
     // (3) MLP training step, SGD momentum
     for (std::size_t batch : {64, 256}) {
+        if (!wanted("mlp")) break;
         auto model = nn::sequential(nn::linear(784, 256), nn::relu(), nn::linear(256, 128), nn::relu(),
                                     nn::linear(128, 10));
         xgrad::load(model, path("mlp.safetensors"));
@@ -146,8 +152,8 @@ void micro() {
             opt.step();
         });
     };
-    cnn(keras_cnn(), "keras", 2);
-    cnn(torch_net(), "torch", 5);
+    if (wanted("cnn") || wanted("keras")) cnn(keras_cnn(), "keras", 2);
+    if (wanted("cnn") || wanted("net")) cnn(torch_net(), "torch", 5);
 }
 
 // (5) what a user writes: datasets, a loader, Adam, fit for one epoch, evaluate
@@ -182,13 +188,14 @@ int main(int argc, char** argv) {
         else if (k == "--warmup") cfg.warmup = std::strtoul(v.c_str(), nullptr, 10);
         else if (k == "--reps") cfg.reps = std::strtoul(v.c_str(), nullptr, 10);
         else if (k == "--seed") cfg.seed = std::strtoul(v.c_str(), nullptr, 10);
+        else if (k == "--only") cfg.only = v;
         else {
             std::fprintf(stderr, "unknown option %s\n", k.c_str());
             return 2;
         }
     }
     if (cfg.dir.empty() || cfg.threads == 0 || cfg.reps == 0) {
-        std::fprintf(stderr, "usage: bench_peers --data DIR --threads N [--part micro|epoch] [--warmup N] [--reps N] [--seed N]\n");
+        std::fprintf(stderr, "usage: bench_peers --data DIR --threads N [--part micro|epoch] [--warmup N] [--reps N] [--seed N] [--only chain|tiny|mlp|cnn|keras|net]\n");
         return 2;
     }
     xgrad::set_num_threads(cfg.threads);

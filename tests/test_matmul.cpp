@@ -75,7 +75,9 @@ BOOST_AUTO_TEST_CASE(gemm_kernels_match_naive_product) {
     dense_test::settings_guard guard;
     rng g(11);
     // sizes straddle the built-in GEMM's register and cache blocks (MR 8, MC 96, KC 256)
-    const std::size_t sizes[][3] = {{1, 1, 1}, {7, 33, 5}, {100, 70, 300}, {9, 97, 513}, {131, 17, 20}, {4, 6, 0}};
+    // {100, 70, 300} and {20, 300, 400} are split over 2 threads along M and along N
+    const std::size_t sizes[][3] = {{1, 1, 1}, {7, 33, 5}, {100, 70, 300}, {9, 97, 513}, {131, 17, 20}, {4, 6, 0},
+                                    {20, 300, 400}};
     for (auto be : dense_test::gemm_backends())
         for (std::size_t threads : {1, 2}) {
             set_gemm_backend(be);

@@ -72,6 +72,16 @@ BOOST_AUTO_TEST_CASE(max_pool_ties_and_nan) {
     // a NaN in the window is the maximum (propagates, as PyTorch)
     auto y = eval(max_pool2d(tensor<float>({1, 1, 2, 2}, {1, NAN, 5, 2}), 2));
     BOOST_TEST(std::isnan(y.item()));
+    // ... and receives the gradient (the first NaN when there are several)
+    auto xn = param(tensor<float>({1, 1, 2, 2}, {1, NAN, NAN, 2}));
+    backward(sum(max_pool2d(xn, 2)));
+    const std::vector<float> wantn{0, 1, 0, 0};
+    BOOST_TEST(xn.grad().to_vector() == wantn, boost::test_tools::per_element());
+    // ties at the last elements of 2x2 windows, odd sizes (the last row and column are in no window)
+    auto xt = param(tensor<float>({1, 1, 3, 5}, {0, 0, 1, 4, 9, 0, 2, 4, 1, 9, 9, 9, 9, 9, 9}));
+    backward(sum(max_pool2d(xt, 2)));
+    const std::vector<float> wantt{0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+    BOOST_TEST(xt.grad().to_vector() == wantt, boost::test_tools::per_element());
     // padding counts as -inf: an all-negative window keeps its maximum
     auto z = eval(max_pool2d(tensor<float>({1, 1, 2, 2}, {-4, -3, -2, -1}), 2, 1, 1));
     const std::vector<float> zw{-4, -3, -3, -2, -1, -1, -2, -1, -1};

@@ -307,8 +307,7 @@ struct conv2d_op {
         if (g.direct()) {
             backward_direct(g, x, w, dz, gi[0], gi[1], dw_part, dw_written);
         } else {
-            if (gi[0]) gi[0]->fill(T(0));
-            backward_im2col(g, x, w, dz, gi[0], gi[1], dw_part, dw_written);
+            backward_im2col(g, x, w, dz, gi[0], gi[1], dw_part, dw_written);  // zeroes dx per sample
         }
         if (gi[1]) {
             T* dw = gi[1]->data();
@@ -335,7 +334,8 @@ struct conv2d_op {
     }
 
 private:
-    /// dx (zeroed by the caller) and per-thread dW partial sums through im2col + GEMM.
+    /// dx and per-thread dW partial sums through im2col + GEMM. Each thread zeroes its own
+    /// samples of dx before col2im adds into them (first touch on the thread that writes).
     void backward_im2col(const conv_geometry& g, const tensor<T>& x, const tensor<T>& w, const tensor<T>& dz,
                          tensor<T>* gx, tensor<T>* gw, std::vector<tensor<T>>& dw_part,
                          std::vector<char>& dw_written) const {
@@ -348,6 +348,7 @@ private:
                 if (gi[0]) dcols.resize(ckk * ohw);
             }
             T* dw = gi[1] ? (t == 0 ? gi[1]->data() : dw_part[t - 1].data()) : nullptr;
+            if (gi[0]) std::fill(gi[0]->data() + n0 * g.C * g.H * g.W, gi[0]->data() + n1 * g.C * g.H * g.W, T(0));
             for (std::size_t n = n0; n < n1; ++n)
                 for (std::size_t gr = 0; gr < g.G; ++gr) {
                     const std::size_t xoff = (n * g.C + gr * g.Cg) * g.H * g.W;

@@ -119,6 +119,13 @@ struct max_pool2d_op {
         const pool_geometry g(x.shape(), kernel, stride, padding, name);
         auto y = tensor<T>::uninitialized(g.out);
         const std::size_t hw = g.H * g.W, ohw = g.OH * g.OW;
+        if (two_by_two(g)) {
+            for_planes(g.planes, hw, [&](std::size_t p0, std::size_t p1) {
+                for (std::size_t p = p0; p < p1; ++p)
+                    forward_2x2(g, x.data() + p * hw, y.data() + p * ohw, x.data() + x.size());
+            });
+            return y;
+        }
         for_planes(g.planes, hw, [&](std::size_t p0, std::size_t p1) {
             for (std::size_t p = p0; p < p1; ++p) {
                 const T* xp = x.data() + p * hw;
@@ -130,12 +137,80 @@ struct max_pool2d_op {
         return y;
     }
 
-    void backward(const tensor<T>& grad, const tensor<T>&, const std::array<tensor<T>, 1>& in,
+    /// The common 2x2, stride 2, unpadded case: windows tile the input without overlap or clipping.
+    static bool two_by_two(const pool_geometry& g) {
+        return g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0;
+    }
+    /// b when b > a or b is NaN, else a: over a window, the maximum (NaN when the window holds
+    /// one), the value window_argmax's element has. Indexed rather than branched on: the
+    /// window's maximum moves at random and a branch would be mispredicted half the time.
+    static T first_max(T a, T b) {
+        const T ab[2] = {a, b};
+        return ab[(b > a) | (b != b)];
+    }
+    template <class B>
+    static B first_max(const B& a, const B& b) {
+        return xsimd::select((b > a) | (b != b), b, a);
+    }
+
+    /// y of one plane, 2x2 stride 2: per row pair, m[k] = max of x[2i.., k..k+1] for every
+    /// column k with SIMD (contiguous loads), then y[i, j] = m[2 j]. Loads may run past the
+    /// row into the next one (lanes past 2 OW are discarded), never past xend, the end of x.
+    static void forward_2x2(const pool_geometry& g, const T* xp, T* yp, const T* xend) {
+        using B = simd_t<T>;
+        constexpr std::size_t L = B::size;
+        thread_local aligned_vector<T> m;
+        const std::size_t n = 2 * g.OW;
+        m.resize(n + L);
+        for (std::size_t i = 0; i < g.OH; ++i) {
+            const T* r0 = xp + 2 * i * g.W;
+            const T* r1 = r0 + g.W;
+            std::size_t k = 0;
+            for (; k < n && r1 + k + L + 1 <= xend; k += L) {
+                const B a = B::load_unaligned(r0 + k), b = B::load_unaligned(r0 + k + 1);
+                const B c = B::load_unaligned(r1 + k), d = B::load_unaligned(r1 + k + 1);
+                first_max(first_max(first_max(a, b), c), d).store_unaligned(m.data() + k);
+            }
+            for (; k < n; k += 2) m[k] = first_max(first_max(first_max(r0[k], r0[k + 1]), r1[k]), r1[k + 1]);
+            T* out = yp + i * g.OW;
+            for (std::size_t j = 0; j < g.OW; ++j) out[j] = m[2 * j];
+        }
+    }
+
+    /// dx of one plane, 2x2 stride 2: the window's first element equal to its output y (its
+    /// first NaN when y is NaN) receives g, the other three 0; rows and columns no window
+    /// covers (odd H or W) get 0. One plane is zeroed and then scattered into while in cache.
+    static void backward_2x2(const pool_geometry& g, const T* xp, const T* yp, const T* gp, T* dp) {
+        std::fill(dp, dp + g.H * g.W, T(0));
+        const std::size_t at[4] = {0, 1, g.W, g.W + 1};  // window element -> offset from its corner
+        for (std::size_t i = 0; i < g.OH; ++i) {
+            const T* r0 = xp + 2 * i * g.W;
+            const T* r1 = r0 + g.W;
+            T* d0 = dp + 2 * i * g.W;
+            for (std::size_t j = 0; j < g.OW; ++j) {
+                const T y = yp[i * g.OW + j];
+                const T a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j];  // else the fourth
+                // v is y, or a NaN (only possible when y is NaN); no branches
+                const unsigned na = !((a == y) | (a != a)), nb = !((b == y) | (b != b)), nc = !((c == y) | (c != c));
+                d0[2 * j + at[na * (1 + nb * (1 + nc))]] = gp[i * g.OW + j];
+            }
+        }
+    }
+
+    void backward(const tensor<T>& grad, const tensor<T>& out, const std::array<tensor<T>, 1>& in,
                   std::array<tensor<T>*, 1> gi) const {
         if (!gi[0]) return;
         const pool_geometry g(in[0].shape(), kernel, stride, padding, name);
-        gi[0]->fill(T(0));
         const std::size_t hw = g.H * g.W, ohw = g.OH * g.OW;
+        if (two_by_two(g)) {
+            for_planes(g.planes, hw, [&](std::size_t p0, std::size_t p1) {
+                for (std::size_t p = p0; p < p1; ++p)
+                    backward_2x2(g, in[0].data() + p * hw, out.data() + p * ohw, grad.data() + p * ohw,
+                                 gi[0]->data() + p * hw);
+            });
+            return;
+        }
+        gi[0]->fill(T(0));
         for_planes(g.planes, hw, [&](std::size_t p0, std::size_t p1) {
             for (std::size_t p = p0; p < p1; ++p) {
                 const T* xp = in[0].data() + p * hw;

@@ -8,7 +8,8 @@
 //     order) that serves when there is no BLAS, and can be selected at run time for testing.
 //
 // Threading policy: xgrad::num_threads() is the single knob. A GEMM called from ordinary code
-// runs on that many threads (OpenBLAS's threads, or xgrad's pool for the built-in GEMM). Code
+// runs on that many threads of xgrad's pool, each computing a slab of C (with the built-in GEMM,
+// or one single-threaded OpenBLAS call: OpenBLAS's own threads are never used). Code
 // that parallelises over a batch with xgrad's pool opens a `single_threaded_gemm` scope first,
 // so each worker's GEMM runs on its own thread: two thread runtimes never spin on the same cores.
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -121,15 +123,16 @@ struct single_threaded_gemm {
 };
 
 #if defined(XGRAD_HAVE_CBLAS)
-/// Makes OpenBLAS use n threads (asking first: setting it is not free, and a program may also
-/// set it directly).
-inline void set_blas_threads(std::size_t n) {
+/// Makes OpenBLAS single-threaded (asking first: setting it is not free, and a program may
+/// also set it directly). xgrad splits a GEMM over its own pool instead (gemm_slabs).
+inline void pin_blas_to_one_thread() {
 #if defined(OPENBLAS_VERSION)
-    const int want = static_cast<int>(n);
-    if (openblas_get_num_threads() != want) openblas_set_num_threads(want);
-#else
-    (void)n;  // another CBLAS: its own threading settings apply
-#endif
+    if (openblas_get_num_threads() != 1) {
+        static std::mutex m;  // two pool tasks may get here at once
+        std::lock_guard lk(m);
+        if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+    }
+#endif  // another CBLAS: its own threading settings apply
 }
 #endif
 
@@ -326,45 +329,61 @@ void builtin_gemm_block(bool ta, bool tb, std::size_t m0, std::size_t m1, std::s
     }
 }
 
-/// The built-in GEMM over `nt` threads: C is split along its longer side into one slab per
-/// thread (each packs its own panels; the duplicated packing is O(1/M) of the work).
-template <class T>
-void builtin_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, T alpha, const T* a, std::size_t lda,
-                  const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc, epilogue_ref epi, std::size_t nt) {
+/// Splits C (M x N, K deep) into one slab per thread along its longer side, in multiples of
+/// unit_m rows or unit_n columns, and runs slab(m0, m1, n0, n1) for each on xgrad's pool.
+/// Products under ~20 us of work stay on the calling thread: waking a worker costs more.
+template <class F>
+void gemm_slabs(std::size_t M, std::size_t N, std::size_t K, std::size_t nt, std::size_t unit_m, std::size_t unit_n,
+                const F& slab) {
     const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-    if (flops < 4e6) nt = 1;  // below ~20 us of work, waking a thread costs more than it saves
+    if (flops < 4e6) nt = 1;
     const bool split_m = M >= N;
-    constexpr std::size_t MR = gemm_blocking<T>::MR, NR = gemm_blocking<T>::NR;
-    const std::size_t unit = split_m ? MR : NR, extent = split_m ? M : N;
+    const std::size_t unit = split_m ? unit_m : unit_n, extent = split_m ? M : N;
     nt = std::max<std::size_t>(1, std::min(nt, (extent + unit - 1) / unit));
     if (nt == 1) {
-        builtin_gemm_block(ta, tb, 0, M, 0, N, K, alpha, a, lda, b, ldb, beta, c, ldc, epi);
+        slab(std::size_t{0}, M, std::size_t{0}, N);
         return;
     }
     const std::size_t per = ((extent + nt - 1) / nt + unit - 1) / unit * unit;
     parallel_run(nt, [&](std::size_t t) {
         const std::size_t lo = std::min(extent, t * per), hi = std::min(extent, (t + 1) * per);
+        if (lo >= hi) return;
         if (split_m)
-            builtin_gemm_block(ta, tb, lo, hi, 0, N, K, alpha, a, lda, b, ldb, beta, c, ldc, epi);
+            slab(lo, hi, std::size_t{0}, N);
         else
-            builtin_gemm_block(ta, tb, 0, M, lo, hi, K, alpha, a, lda, b, ldb, beta, c, ldc, epi);
+            slab(std::size_t{0}, M, lo, hi);
     });
 }
 
-/// Runs epi over C's rows [0, M) in chunks across the pool (BLAS path: C is complete).
-inline void run_epilogue(std::size_t M, std::size_t N, epilogue_ref epi, std::size_t nt) {
-    if (M * N < (std::size_t{1} << 15)) nt = 1;
-    nt = std::max<std::size_t>(1, std::min(nt, M));
-    if (nt == 1) {
-        epi(0, M, 0, N);
-        return;
-    }
-    const std::size_t per = (M + nt - 1) / nt;
-    parallel_run(nt, [&](std::size_t t) {
-        const std::size_t lo = std::min(M, t * per), hi = std::min(M, (t + 1) * per);
-        if (lo < hi) epi(lo, hi, 0, N);
-    });
+/// The built-in GEMM over `nt` threads: one slab of C per thread (each packs its own panels;
+/// the duplicated packing is O(1/M) of the work).
+template <class T>
+void builtin_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, T alpha, const T* a, std::size_t lda,
+                  const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc, epilogue_ref epi, std::size_t nt) {
+    gemm_slabs(M, N, K, nt, gemm_blocking<T>::MR, gemm_blocking<T>::NR,
+               [&](std::size_t m0, std::size_t m1, std::size_t n0, std::size_t n1) {
+                   builtin_gemm_block(ta, tb, m0, m1, n0, n1, K, alpha, a, lda, b, ldb, beta, c, ldc, epi);
+               });
 }
+
+#if defined(XGRAD_HAVE_CBLAS)
+/// C[m0:m1, n0:n1] through one CBLAS call on the slab's parts of A, B and C.
+template <class T>
+void blas_gemm_slab(bool ta, bool tb, std::size_t m0, std::size_t m1, std::size_t n0, std::size_t n1, std::size_t K,
+                    T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+    // row i of op(A): row i of A, or column i of A when transposed; likewise columns of op(B)
+    const T* as = ta ? a + m0 : a + m0 * lda;
+    const T* bs = tb ? b + n0 * ldb : b + n0;
+    T* cs = c + m0 * ldc + n0;
+    const auto cta = ta ? CblasTrans : CblasNoTrans, ctb = tb ? CblasTrans : CblasNoTrans;
+    const auto m = static_cast<int>(m1 - m0), n = static_cast<int>(n1 - n0), k = static_cast<int>(K);
+    const auto la = static_cast<int>(lda), lb = static_cast<int>(ldb), lc = static_cast<int>(ldc);
+    if constexpr (std::is_same_v<T, float>)
+        cblas_sgemm(CblasRowMajor, cta, ctb, m, n, k, alpha, as, la, bs, lb, beta, cs, lc);
+    else
+        cblas_dgemm(CblasRowMajor, cta, ctb, m, n, k, alpha, as, la, bs, lb, beta, cs, lc);
+}
+#endif
 
 /// C = alpha * op(A) op(B) + beta * C with row-major operands, then epi(i0, i1, j0, j1) over
 /// blocks covering C (each element exactly once). op(A) is M x K, op(B) is K x N. With
@@ -377,15 +396,15 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
     const std::size_t nt = gemm_threads();
 #if defined(XGRAD_HAVE_CBLAS)
     if (K > 0 && get_gemm_backend() == gemm_backend::blas) {
-        set_blas_threads(nt);
-        const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
-        const auto m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
-        const auto la = static_cast<int>(lda), lb = static_cast<int>(ldb), lc = static_cast<int>(ldc);
-        if constexpr (std::is_same_v<T, float>)
-            cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, la, b, lb, beta, c, lc);
-        else
-            cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, la, b, lb, beta, c, lc);
-        if constexpr (!std::is_same_v<Epi, no_epilogue>) run_epilogue(M, N, epilogue_ref(epi), nt);
+        // OpenBLAS runs single-threaded, one call per slab of C on xgrad's pool: one thread
+        // runtime owns the cores, and OpenBLAS's own threads (which spin between calls) never
+        // compete with the pool's workers. Each slab's epilogue follows its GEMM, still in cache.
+        pin_blas_to_one_thread();
+        const epilogue_ref e(epi);
+        gemm_slabs(M, N, K, nt, 16, 16, [&](std::size_t m0, std::size_t m1, std::size_t n0, std::size_t n1) {
+            blas_gemm_slab<T>(trans_a, trans_b, m0, m1, n0, n1, K, alpha, a, lda, b, ldb, beta, c, ldc);
+            if constexpr (!std::is_same_v<Epi, no_epilogue>) e(m0, m1, n0, n1);
+        });
         return;
     }
 #endif
