@@ -25,7 +25,7 @@ struct batch_norm_stats {
     T* running_mean;  // null: no update
     T* running_var;
     T momentum, eps, unbias;  // unbias = m / (m - 1)
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t c) const {
+    XGRAD_HD void operator()(std::ptrdiff_t c) const {
         mean[c] = mu[c];
         rstd[c] = T(1) / vm::sqrt(var[c] + eps);
         if (running_mean) {
@@ -41,7 +41,7 @@ struct batch_norm_apply {
     const T *x, *gamma, *beta, *mean, *rstd;
     T* y;
     std::size_t C, inner;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+    XGRAD_HD void operator()(std::ptrdiff_t k) const {
         const std::size_t c = (static_cast<std::size_t>(k) / inner) % C;
         const T a = gamma[c] * rstd[c], b = beta[c] - mean[c] * a;
         y[k] = x[k] * a + b;
@@ -57,7 +57,7 @@ struct batch_norm_grad_coefs {
     std::size_t C;
     T m;
     bool training;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t c) const {
+    XGRAD_HD void operator()(std::ptrdiff_t c) const {
         const T rs = rstd[c], sgx = sgd[c] * rs;  // sum g xhat
         if (dgamma) dgamma[c] = sgx;
         if (dbeta) dbeta[c] = sg[c];
@@ -72,7 +72,7 @@ struct batch_norm_dx {
     const T *x, *g, *mean, *coef;
     T* dx;
     std::size_t C, inner;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+    XGRAD_HD void operator()(std::ptrdiff_t k) const {
         const std::size_t c = (static_cast<std::size_t>(k) / inner) % C;
         dx[k] = coef[c] * (g[k] - coef[C + c] - (x[k] - mean[c]) * coef[2 * C + c]);
     }
@@ -85,7 +85,7 @@ struct layer_norm_stats {
     T *mean, *rstd;
     std::size_t D;
     T eps;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t r) const {
+    XGRAD_HD void operator()(std::ptrdiff_t r) const {
         const T* xr = x + static_cast<std::size_t>(r) * D;
         T s = 0;
         for (std::size_t j = 0; j < D; ++j) s += xr[j];
@@ -105,7 +105,7 @@ struct layer_norm_apply {
     const T *x, *gamma, *beta, *mean, *rstd;
     T* y;
     std::size_t D;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+    XGRAD_HD void operator()(std::ptrdiff_t k) const {
         const std::size_t r = static_cast<std::size_t>(k) / D, j = static_cast<std::size_t>(k) - r * D;
         y[k] = (x[k] - mean[r]) * rstd[r] * gamma[j] + beta[j];
     }
@@ -117,7 +117,7 @@ struct layer_norm_row_sums {
     const T *x, *g, *gamma, *mean, *rstd;
     T *mg, *mgx;
     std::size_t D;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t r) const {
+    XGRAD_HD void operator()(std::ptrdiff_t r) const {
         const std::size_t b = static_cast<std::size_t>(r) * D;
         const T mu = mean[r];
         T s1 = 0, s2 = 0;
@@ -136,7 +136,7 @@ struct layer_norm_dx {
     const T *x, *g, *gamma, *mean, *rstd, *mg, *mgx;
     T* dx;
     std::size_t D;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+    XGRAD_HD void operator()(std::ptrdiff_t k) const {
         const std::size_t r = static_cast<std::size_t>(k) / D, j = static_cast<std::size_t>(k) - r * D;
         const T rs = rstd[r], xhat = (x[k] - mean[r]) * rs;
         dx[k] = rs * (g[k] * gamma[j] - mg[r] - xhat * mgx[r]);
@@ -149,7 +149,7 @@ struct layer_norm_column_sums {
     const T *x, *g, *mean, *rstd;
     T *dgamma, *dbeta;  // either may be null
     std::size_t rows, D;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t j) const {
+    XGRAD_HD void operator()(std::ptrdiff_t j) const {
         T sg = 0, sgx = 0;
         for (std::size_t r = 0; r < rows; ++r) {
             const std::size_t k = r * D + static_cast<std::size_t>(j);

@@ -14,14 +14,14 @@ namespace xgrad::detail {
 namespace thrust_backend {
 
 /// The line of element o of [outer, n, inner] lines: its first offset (stride inner).
-XGRAD_HOST_DEVICE inline std::size_t line_start(std::size_t line, std::size_t n, std::size_t inner) {
+XGRAD_HD inline std::size_t line_start(std::size_t line, std::size_t n, std::size_t inner) {
     const std::size_t o = line / inner;
     return o * n * inner + (line - o * inner);
 }
 
 /// max and log(sum exp(z - max)) of n values at z with stride s (the CPU's logsumexp_line).
 template <class T>
-XGRAD_HOST_DEVICE inline void line_logsumexp(const T* z, std::size_t n, std::size_t s, T& m, T& ls) {
+XGRAD_HD inline void line_logsumexp(const T* z, std::size_t n, std::size_t s, T& m, T& ls) {
     m = -std::numeric_limits<T>::infinity();
     for (std::size_t i = 0; i < n; ++i) m = vm::max(m, z[i * s]);
     T sum = 0;
@@ -34,7 +34,7 @@ struct softmax_forward {
     const T* x;
     T* y;
     std::size_t n, inner;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t line) const {
+    XGRAD_HD void operator()(std::ptrdiff_t line) const {
         const std::size_t b = line_start(static_cast<std::size_t>(line), n, inner);
         const T* xl = x + b;
         T* yl = y + b;
@@ -62,7 +62,7 @@ struct softmax_backward {
     const T* y;
     T* dx;
     std::size_t n, inner;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t line) const {
+    XGRAD_HD void operator()(std::ptrdiff_t line) const {
         const std::size_t b = line_start(static_cast<std::size_t>(line), n, inner);
         T acc = 0;  // sum g (log_softmax) or sum g y (softmax)
         for (std::size_t i = 0; i < n; ++i) {
@@ -90,7 +90,7 @@ struct class_loss_args {
     std::size_t classes, inner;
     std::int64_t ignore;
     T smoothing, scale, wsum;
-    XGRAD_HOST_DEVICE T w(std::int64_t c) const { return weight ? weight[c] : T(1); }
+    XGRAD_HD T w(std::int64_t c) const { return weight ? weight[c] : T(1); }
 };
 
 template <class T, bool FromLogits>
@@ -98,7 +98,7 @@ struct class_loss_forward {
     const T* x;
     T* out;
     class_loss_args<T> a;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t i) const {
+    XGRAD_HD void operator()(std::ptrdiff_t i) const {
         const std::int64_t y = a.labels[i];
         if (y == a.ignore) {
             out[i] = T(0) * a.scale;  // 0, or NaN when every label is ignored (see class_loss_impl::scale)
@@ -129,7 +129,7 @@ struct class_loss_backward {
     const T* g;
     T* dx;
     class_loss_args<T> a;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t i) const {
+    XGRAD_HD void operator()(std::ptrdiff_t i) const {
         const std::size_t first = line_start(static_cast<std::size_t>(i), a.classes, a.inner), s = a.inner;
         T* d = dx + first;
         const std::int64_t y = a.labels[i];
@@ -162,7 +162,7 @@ struct counted_weight {
     const std::int64_t* labels;
     const T* weight;
     std::int64_t ignore;
-    XGRAD_HOST_DEVICE T operator()(std::ptrdiff_t i) const {
+    XGRAD_HD T operator()(std::ptrdiff_t i) const {
         const std::int64_t y = labels[i];
         return y == ignore ? T(0) : (weight ? weight[y] : T(1));
     }
