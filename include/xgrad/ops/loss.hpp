@@ -313,19 +313,6 @@ struct class_loss_impl {
         });
     }
 
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class Dv>
-        requires has_device_kernels<class_loss_impl, Dv>
-    tensor<T, Dv> forward(const tensor<T, Dv>& x) const {
-        return device_kernels<class_loss_impl, Dv>::forward(*this, x);
-    }
-    template <class Dv>
-        requires has_device_kernels<class_loss_impl, Dv>
-    void backward(const tensor<T, Dv>& g, const tensor<T, Dv>& out, const std::array<tensor<T, Dv>, 1>& in,
-                  std::array<tensor<T, Dv>*, 1> grad) const {
-        device_kernels<class_loss_impl, Dv>::backward(*this, g, out, in, grad);
-    }
-
 private:
     /// The class line of one sample as contiguous values (copied into buf when strided).
     static const T* gather(const T* p, std::size_t classes, std::size_t inner, std::vector<T>& buf) {

@@ -171,19 +171,6 @@ struct dense_op {
         }
     }
 
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class D, class... Rest>
-        requires has_device_kernels<dense_op, D>
-    tensor<T, D> forward(const tensor<T, D>& a, const tensor<T, D>& b, const Rest&... rest) const {
-        return device_kernels<dense_op, D>::forward(*this, a, b, rest...);
-    }
-    template <class D>
-        requires has_device_kernels<dense_op, D>
-    void backward(const tensor<T, D>& grad, const tensor<T, D>& out, const std::array<tensor<T, D>, arity>& in,
-                  std::array<tensor<T, D>*, arity> gi) const {
-        device_kernels<dense_op, D>::backward(*this, grad, out, in, gi);
-    }
-
 private:
     /// act(a op(b) + bias) with the bias and activation applied as each GEMM block finishes
     /// (just a op(b) when !epilogue).

@@ -182,19 +182,6 @@ struct batch_norm_impl {
             }
         });
     }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class Dv>
-        requires has_device_kernels<batch_norm_impl, Dv>
-    tensor<T, Dv> forward(const tensor<T, Dv>& x, const tensor<T, Dv>& gamma, const tensor<T, Dv>& beta) const {
-        return device_kernels<batch_norm_impl, Dv>::forward(*this, x, gamma, beta);
-    }
-    template <class Dv>
-        requires has_device_kernels<batch_norm_impl, Dv>
-    void backward(const tensor<T, Dv>& g, const tensor<T, Dv>& out, const std::array<tensor<T, Dv>, 3>& in,
-                  std::array<tensor<T, Dv>*, 3> grad) const {
-        device_kernels<batch_norm_impl, Dv>::backward(*this, g, out, in, grad);
-    }
 };
 
 template <class T, class Dev = device::cpu>
@@ -278,19 +265,6 @@ struct layer_norm_impl {
             if (grad[1]) std::copy(dg.begin(), dg.end(), grad[1]->data());
             if (grad[2]) std::copy(db.begin(), db.end(), grad[2]->data());
         }
-    }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class Dv>
-        requires has_device_kernels<layer_norm_impl, Dv>
-    tensor<T, Dv> forward(const tensor<T, Dv>& x, const tensor<T, Dv>& gamma, const tensor<T, Dv>& beta) const {
-        return device_kernels<layer_norm_impl, Dv>::forward(*this, x, gamma, beta);
-    }
-    template <class Dv>
-        requires has_device_kernels<layer_norm_impl, Dv>
-    void backward(const tensor<T, Dv>& g, const tensor<T, Dv>& out, const std::array<tensor<T, Dv>, 3>& in,
-                  std::array<tensor<T, Dv>*, 3> grad) const {
-        device_kernels<layer_norm_impl, Dv>::backward(*this, g, out, in, grad);
     }
 };
 

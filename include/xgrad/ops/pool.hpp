@@ -146,19 +146,6 @@ struct max_pool2d_op {
             }
         });
     }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class D>
-        requires has_device_kernels<max_pool2d_op, D>
-    tensor<T, D> forward(const tensor<T, D>& x) const {
-        return device_kernels<max_pool2d_op, D>::forward(*this, x);
-    }
-    template <class D>
-        requires has_device_kernels<max_pool2d_op, D>
-    void backward(const tensor<T, D>& grad, const tensor<T, D>& out, const std::array<tensor<T, D>, 1>& in,
-                  std::array<tensor<T, D>*, 1> gi) const {
-        device_kernels<max_pool2d_op, D>::backward(*this, grad, out, in, gi);
-    }
 };
 
 template <class T>
@@ -219,19 +206,6 @@ struct avg_pool2d_op {
                     }
             }
         });
-    }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class D>
-        requires has_device_kernels<avg_pool2d_op, D>
-    tensor<T, D> forward(const tensor<T, D>& x) const {
-        return device_kernels<avg_pool2d_op, D>::forward(*this, x);
-    }
-    template <class D>
-        requires has_device_kernels<avg_pool2d_op, D>
-    void backward(const tensor<T, D>& grad, const tensor<T, D>& out, const std::array<tensor<T, D>, 1>& in,
-                  std::array<tensor<T, D>*, 1> gi) const {
-        device_kernels<avg_pool2d_op, D>::backward(*this, grad, out, in, gi);
     }
 };
 
@@ -299,19 +273,6 @@ struct adaptive_avg_pool2d_op {
             for (std::size_t r = r0; r < r1; ++r)
                 for (std::size_t c = c0; c < c1; ++c) dx[xo + r * W + c] += share;
         });
-    }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class D>
-        requires has_device_kernels<adaptive_avg_pool2d_op, D>
-    tensor<T, D> forward(const tensor<T, D>& x) const {
-        return device_kernels<adaptive_avg_pool2d_op, D>::forward(*this, x);
-    }
-    template <class D>
-        requires has_device_kernels<adaptive_avg_pool2d_op, D>
-    void backward(const tensor<T, D>& grad, const tensor<T, D>& out, const std::array<tensor<T, D>, 1>& in,
-                  std::array<tensor<T, D>*, 1> gi) const {
-        device_kernels<adaptive_avg_pool2d_op, D>::backward(*this, grad, out, in, gi);
     }
 };
 

@@ -144,19 +144,6 @@ struct softmax_impl {
                   std::array<tensor<T>*, 1> dx) const {
         if (dx[0]) softmax_apply<Log, true>(layout_along(y.shape(), axis), g.data(), y.data(), dx[0]->data());
     }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class T, class D>
-        requires has_device_kernels<softmax_impl, D>
-    tensor<T, D> forward(const tensor<T, D>& x) const {
-        return device_kernels<softmax_impl, D>::forward(*this, x);
-    }
-    template <class T, class D>
-        requires has_device_kernels<softmax_impl, D>
-    void backward(const tensor<T, D>& g, const tensor<T, D>& y, const std::array<tensor<T, D>, 1>& in,
-                  std::array<tensor<T, D>*, 1> dx) const {
-        device_kernels<softmax_impl, D>::backward(*this, g, y, in, dx);
-    }
 };
 
 template <bool Log, operand X>

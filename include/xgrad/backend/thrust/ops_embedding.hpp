@@ -209,7 +209,18 @@ struct device_kernels<embedding_bag_impl<T, D, Weighted>, D> {
                 o.index_error(thrust_backend::read_element<D>(o.indices.data() + bad), static_cast<std::size_t>(bad), rows));
     }
 
-    static tensor<T, D> forward(const op& o, const tensor<T, D>& w, const T* psw) {
+    static tensor<T, D> forward(const op& o, const tensor<T, D>& w)
+        requires(!Weighted)
+    {
+        return run(o, w, nullptr);
+    }
+    static tensor<T, D> forward(const op& o, const tensor<T, D>& w, const tensor<T, D>& psw)
+        requires Weighted
+    {
+        return run(o, w, psw.data());
+    }
+
+    static tensor<T, D> run(const op& o, const tensor<T, D>& w, const T* psw) {
         check(o, w.shape()[0]);  // the index tensors may have changed since the op was built
         const std::size_t dim = w.shape()[1];
         auto y = tensor<T, D>::uninitialized({o.bags(), dim});
