@@ -259,11 +259,7 @@ struct device_kernels<dense_op<T, Act, Bias, TransB>, D> {
         }
         dz = sum_to(dz, g.out);  // the bias may have enlarged the output
         const std::size_t M = g.M, N = g.N, K = g.K, nb = g.batches();
-        if (nb == 0) {  // an empty batch: nothing flows back
-            for (std::size_t i = 0; i < 2; ++i)
-                if (gi[i]) gi[i]->fill(T(0));
-            return;
-        }
+        if (g.empty_batch_backward(gi)) return;
         const T* G = dz.data();
         const auto mn = static_cast<std::ptrdiff_t>(M * N);
         if (!g.b_batched) {  // b shared by every row of a: one GEMM each
