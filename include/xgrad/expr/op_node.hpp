@@ -12,9 +12,10 @@
 //                 const std::array<tensor<T>, N>& inputs,
 //                 std::array<tensor<T>*, N> grad_inputs) const;    // null where no gradient is
 //                                                                  // wanted; write (not add)
-// The op runs on its operands' device D through detail::device_kernels<Impl, D>: on the CPU
-// those are Impl's own forward/backward, on another device a backend's specialization
-// (ops/detail/device_kernels.hpp); an op without kernels on D fails to compile saying so.
+// The op runs on its operands' device D through detail::device_kernels<Impl, D>: Impl's own
+// forward/backward where they take tensor<T, D> (the CPU's), else a device backend's
+// specialization (ops/detail/device_kernels.hpp); an op without kernels on D fails to compile
+// saying so.
 // Non-differentiable arguments (labels, indices, options) are members of Impl.
 #include <array>
 #include <tuple>
@@ -64,15 +65,12 @@ void push_grad(const E& e, const tensor<typename E::value_type, expr_device_t<E>
 }
 
 /// The kernels of barrier op Impl on device D, called as device_kernels<Impl, D>::forward(impl,
-/// inputs...) and ::backward(impl, grad_out, out, inputs, grad_inputs). None unless a device
-/// backend specializes it for D; on the CPU, Impl's own forward and backward.
+/// inputs...) and ::backward(impl, grad_out, out, inputs, grad_inputs): Impl's own forward and
+/// backward where they take tensor<T, D> (the CPU's; a device-generic op such as reshape), or
+/// a device backend's specialization for D (ops/detail/device_kernels.hpp).
 template <class Impl, class D>
 struct device_kernels {
-    static constexpr bool available = false;
-};
-template <class Impl>
-struct device_kernels<Impl, device::cpu> {
-    static constexpr bool available = true;
+    static constexpr bool available = false;  // no backend specialization
     template <class... A>
     static auto forward(const Impl& op, const A&... a) -> decltype(op.forward(a...)) {
         return op.forward(a...);

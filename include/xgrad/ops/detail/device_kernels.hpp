@@ -1,8 +1,9 @@
 #pragma once
 // Barrier ops on devices other than the CPU. An op's Impl (see expr/op_node.hpp) holds its CPU
 // kernels, and op_node calls every kernel through detail::device_kernels<Impl, D> (declared in
-// expr/op_node.hpp; for the CPU it forwards to the Impl). A device backend adds an op's kernels
-// for its devices by specializing
+// expr/op_node.hpp; unspecialized, it forwards to the Impl's own kernels: the CPU's, or those of
+// a device-generic op such as reshape). A device backend adds an op's kernels for its devices
+// by specializing
 //
 //   template <...> struct device_kernels<Impl, D> {
 //       static constexpr bool available = true;
@@ -24,6 +25,7 @@
 
 namespace xgrad::detail {
 
+/// Whether a device backend supplies Impl's kernels (or, for dropout_mask, its mask) on D.
 template <class Impl, class D>
 concept has_device_kernels = device_kernels<Impl, D>::available;
 
