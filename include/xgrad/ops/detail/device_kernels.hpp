@@ -17,7 +17,8 @@
 // (backend/thrust/ops_nn.hpp for the Thrust devices), so a CPU-only build never compiles them,
 // and an op handed operands on a device without kernels fails with op_node's "no kernel on the
 // operands' device" message. Per-line formulas that both sides evaluate are XGRAD_HD templates
-// in the op's file (softmax_line_formula, batch_norm_channel ..., window_argmax).
+// in the op's file (softmax_line, class_loss_sample, layer_norm_row_stats, window_argmax ...),
+// over the line walkers of line.hpp; the backends keep only their drivers.
 #include <concepts>
 #include <type_traits>
 
