@@ -2,19 +2,20 @@
 // Compiler shims, kept in one place so no macro leaks into op code.
 #include <cstddef>
 
-// XGRAD_HD marks what CPU loops and device kernels share: expression kernels, op rules,
-// scalar math. The CPU loops instantiate them with SIMD batches, and nvcc compiles every
+// XGRAD_HD marks every function that CPU loops and device kernels share (expression kernels,
+// op rules, per-line formulas of the barrier ops, scalar math) and every device functor. The
+// CPU loops instantiate the shared templates with SIMD batches, and nvcc compiles every
 // instantiation of a __host__ __device__ template for the device as well, where it rejects
-// those vector types; so under nvcc they are constexpr instead, which nvcc compiles for the
-// device only where device code calls them (--expt-relaxed-constexpr, added by xgrad::cuda).
-// XGRAD_HOST_DEVICE is for functions that only device backends instantiate.
-// CCCL does not define __host__/__device__ under a plain C++ compiler: both expand to nothing.
+// those vector types; so under nvcc XGRAD_HD is constexpr, which nvcc compiles for the device
+// only where device code calls it (--expt-relaxed-constexpr, added by xgrad::cuda). A constexpr
+// function may still call device-only code under __CUDA_ARCH__ (thrust/kernels.hpp's atomics).
+// Only code that is device-only by nature (atomics, warp intrinsics) is written __device__
+// directly, inside #if defined(__CUDA_ARCH__). CCCL does not define __host__/__device__ under a
+// plain C++ compiler: XGRAD_HD expands to nothing there.
 #if defined(__CUDACC__)
 #define XGRAD_HD constexpr
-#define XGRAD_HOST_DEVICE __host__ __device__
 #else
 #define XGRAD_HD
-#define XGRAD_HOST_DEVICE
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)

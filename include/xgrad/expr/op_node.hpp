@@ -12,9 +12,10 @@
 //                 const std::array<tensor<T>, N>& inputs,
 //                 std::array<tensor<T>*, N> grad_inputs) const;    // null where no gradient is
 //                                                                  // wanted; write (not add)
-// The op runs on its operands' device D: for a device other than the CPU, Impl provides the same
-// two functions over tensor<T, D> (usually as templates on D, next to the CPU ones); an op without
-// them fails to compile with a message saying so.
+// The op runs on its operands' device D through detail::device_kernels<Impl, D>: Impl's own
+// forward/backward where they take tensor<T, D> (the CPU's), else a device backend's
+// specialization (ops/detail/device_kernels.hpp); an op without kernels on D fails to compile
+// saying so.
 // Non-differentiable arguments (labels, indices, options) are members of Impl.
 #include <array>
 #include <tuple>
@@ -58,14 +59,32 @@ void push_grad(const E& e, const tensor<typename E::value_type, expr_device_t<E>
     }
 }
 
-/// Whether Impl has a forward kernel over N tensors of type Tt.
-template <class Impl, class Tt, class Seq>
+/// The kernels of barrier op Impl on device D, called as device_kernels<Impl, D>::forward(impl,
+/// inputs...) and ::backward(impl, grad_out, out, inputs, grad_inputs): Impl's own forward and
+/// backward where they take tensor<T, D> (the CPU's; a device-generic op such as reshape), or
+/// a device backend's specialization for D (ops/detail/device_kernels.hpp).
+template <class Impl, class D>
+struct device_kernels {
+    static constexpr bool available = false;  // no backend specialization
+    template <class... A>
+    static auto forward(const Impl& op, const A&... a) -> decltype(op.forward(a...)) {
+        return op.forward(a...);
+    }
+    template <class... A>
+    static auto backward(const Impl& op, const A&... a) -> decltype(op.backward(a...)) {
+        op.backward(a...);
+    }
+};
+
+/// Whether Impl has a forward kernel over N tensors of type tensor<T, D>.
+template <class Impl, class T, class D, class Seq>
 struct has_forward_for;
-template <class Impl, class Tt, std::size_t... I>
-struct has_forward_for<Impl, Tt, std::index_sequence<I...>> {
+template <class Impl, class T, class D, std::size_t... I>
+struct has_forward_for<Impl, T, D, std::index_sequence<I...>> {
     template <std::size_t>
-    using arg = const Tt&;
-    static constexpr bool value = requires(const Impl& impl, arg<I>... x) { impl.forward(x...); };
+    using arg = const tensor<T, D>&;
+    static constexpr bool value =
+        requires(const Impl& impl, arg<I>... x) { device_kernels<Impl, D>::forward(impl, x...); };
 };
 
 }  // namespace detail
@@ -83,7 +102,7 @@ struct op_node : expression_base {
     static constexpr std::size_t arity = sizeof...(E);
     static constexpr bool has_grad = (E::has_grad || ...);
     static constexpr bool is_scalar = false;
-    static_assert(detail::has_forward_for<Impl, tensor_type, std::make_index_sequence<arity>>::value,
+    static_assert(detail::has_forward_for<Impl, T, D, std::make_index_sequence<arity>>::value,
                   "xgrad: this op has no kernel on the operands' device yet; move its operands with "
        "xgrad::to<xgrad::device::cpu>(x)");
 
@@ -108,7 +127,7 @@ struct op_node : expression_base {
             saved s;
             s.inputs = std::apply(
                 [](const auto&... x) { return std::array<tensor_type, arity>{detail::materialize(x)...}; }, args);
-            s.out = std::apply([&](const auto&... in) { return impl.forward(in...); }, s.inputs);
+            s.out = std::apply([&](const auto&... in) { return detail::device_kernels<Impl, D>::forward(impl, in...); }, s.inputs);
             return s;
         });
     }
@@ -126,7 +145,7 @@ struct op_node : expression_base {
                     grads[i] = tensor_type::uninitialized(s.inputs[i].shape());
                     ptrs[i] = &grads[i];
                 }
-            impl.backward(g.contiguous(), s.out, s.inputs, ptrs);
+            detail::device_kernels<Impl, D>::backward(impl, g.contiguous(), s.out, s.inputs, ptrs);
             push_all(grads, std::index_sequence_for<E...>{});
         }
     }

@@ -320,19 +320,6 @@ struct conv2d_op {
         }
     }
 
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class D, class... Rest>
-        requires has_device_kernels<conv2d_op, D>
-    tensor<T, D> forward(const tensor<T, D>& x, const tensor<T, D>& w, const Rest&... rest) const {
-        return device_kernels<conv2d_op, D>::forward(*this, x, w, rest...);
-    }
-    template <class D>
-        requires has_device_kernels<conv2d_op, D>
-    void backward(const tensor<T, D>& grad, const tensor<T, D>& out, const std::array<tensor<T, D>, arity>& in,
-                  std::array<tensor<T, D>*, arity> gi) const {
-        device_kernels<conv2d_op, D>::backward(*this, grad, out, in, gi);
-    }
-
 private:
     /// dx and per-thread dW partial sums through im2col + GEMM. Each thread zeroes its own
     /// samples of dx before col2im adds into them (first touch on the thread that writes).

@@ -71,19 +71,6 @@ struct embedding_impl {
             simd_for<T>(dim, [&]<class V>(std::size_t j) { store(V(load<V>(row + j) + load<V>(gi + j)), row + j); });
         }
     }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class Dv>
-        requires has_device_kernels<embedding_impl, Dv>
-    tensor<T, Dv> forward(const tensor<T, Dv>& w) const {
-        return device_kernels<embedding_impl, Dv>::forward(*this, w);
-    }
-    template <class Dv>
-        requires has_device_kernels<embedding_impl, Dv>
-    void backward(const tensor<T, Dv>& g, const tensor<T, Dv>& out, const std::array<tensor<T, Dv>, 1>& in,
-                  std::array<tensor<T, Dv>*, 1> grad) const {
-        device_kernels<embedding_impl, Dv>::backward(*this, g, out, in, grad);
-    }
 };
 
 }  // namespace detail

@@ -155,24 +155,6 @@ struct embedding_bag_impl {
             }
         }
     }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class Dv>
-        requires(has_device_kernels<embedding_bag_impl, Dv> && !Weighted)
-    tensor<T, Dv> forward(const tensor<T, Dv>& w) const {
-        return device_kernels<embedding_bag_impl, Dv>::forward(*this, w, nullptr);
-    }
-    template <class Dv>
-        requires(has_device_kernels<embedding_bag_impl, Dv> && Weighted)
-    tensor<T, Dv> forward(const tensor<T, Dv>& w, const tensor<T, Dv>& psw) const {
-        return device_kernels<embedding_bag_impl, Dv>::forward(*this, w, psw.data());
-    }
-    template <class Dv>
-        requires has_device_kernels<embedding_bag_impl, Dv>
-    void backward(const tensor<T, Dv>& g, const tensor<T, Dv>& out, const std::array<tensor<T, Dv>, inputs>& in,
-                  std::array<tensor<T, Dv>*, inputs> grad) const {
-        device_kernels<embedding_bag_impl, Dv>::backward(*this, g, out, in, grad);
-    }
 };
 
 template <class D>

@@ -23,6 +23,7 @@
 #include "../expr/reduce.hpp"
 #include "detail/device_kernels.hpp"
 #include "detail/layout.hpp"
+#include "detail/line.hpp"
 
 namespace xgrad {
 
@@ -143,13 +144,83 @@ auto loss_operands(const char* op, A&& a, B&& b) {
     return std::pair{std::move(ea), std::move(eb)};
 }
 
-/// log(sum_c exp(z_c)) of n contiguous values as m + ls, m = max_c z_c, ls = log sum_c exp(z_c - m).
-/// Kept apart so that callers form (z_c - m) - ls, exact where z_c == m.
+/// What every sample of a class loss reads (class_loss_impl below has the formulas): labels,
+/// weights (null without), and the constants, computed once per call by the backend's driver.
 template <class T>
-std::pair<T, T> logsumexp_line(const T* z, std::size_t n) {
-    const T m = simd_max<T>(n, [&]<class V>(std::size_t j) { return load<V>(z + j); });
-    const T s = simd_sum<T>(n, [&]<class V>(std::size_t j) { return vm::exp(load<V>(z + j) - V(m)); });
-    return {m, std::log(s)};
+struct class_loss_args {
+    const std::int64_t* labels;
+    const T* weight;  // {C} or null
+    std::size_t classes, inner;
+    std::int64_t ignore;
+    T smoothing, scale, wsum;  // scale: 1, or 1 / the counted weight for the mean; wsum: W
+    XGRAD_HD T w(std::int64_t c) const { return weight ? weight[c] : T(1); }
+};
+
+/// max_c z_c and log sum_c exp(z_c - max) of one class line (see line.hpp), kept apart so that
+/// callers form (z_c - m) - ls, exact where z_c == m.
+template <class L, class T>
+XGRAD_HD XGRAD_INLINE void line_logsumexp(const L& line, const T* z, T& m, T& ls) {
+    m = line.max([&]<class V>(std::size_t c) { return load<V>(z + line.at(c)); });
+    const T mm = m;
+    ls = vm::log(line.sum([&]<class V>(std::size_t c) { return V(vm::exp(load<V>(z + line.at(c)) - V(mm))); }));
+}
+
+/// The (scaled) loss of sample i, whose class scores are the line z (one value per lane: the
+/// CPU runs a contiguous line, a device one line per thread).
+template <bool FromLogits, class L, class T>
+XGRAD_HD XGRAD_INLINE T class_loss_sample(const L& line, const T* z, std::size_t i, const class_loss_args<T>& a) {
+    const std::int64_t y = a.labels[i];
+    if (y == a.ignore) return T(0) * a.scale;  // 0, or NaN when every label is ignored (see scale)
+    const std::size_t zy = line.at(static_cast<std::size_t>(y));
+    if constexpr (FromLogits) {
+        // -log_softmax(z)_c = ls - (z_c - m)
+        T m, ls;
+        line_logsumexp(line, z, m, ls);
+        T l = (T(1) - a.smoothing) * a.w(y) * (ls - (z[zy] - m));
+        if (a.smoothing != T(0)) {
+            // sum_c w_c (ls - (z_c - m)) = W ls - sum_c w_c (z_c - m)
+            const T wz = a.weight ? line.sum([&]<class V>(std::size_t c) {
+                                        return V(load<V>(a.weight + c) * (load<V>(z + line.at(c)) - V(m)));
+                                    })
+                                  : line.sum([&]<class V>(std::size_t c) { return V(load<V>(z + line.at(c)) - V(m)); });
+            l += a.smoothing / T(a.classes) * (a.wsum * ls - wz);
+        }
+        return l * a.scale;
+    } else {
+        return -a.w(y) * z[zy] * a.scale;
+    }
+}
+
+/// dz over the class line of sample i from its upstream gradient g (see class_loss_impl).
+/// dz may alias z.
+template <bool FromLogits, class L, class T>
+XGRAD_HD XGRAD_INLINE void class_loss_sample_backward(const L& line, const T* z, T* dz, std::size_t i, T g,
+                                                      const class_loss_args<T>& a) {
+    const std::int64_t y = a.labels[i];
+    if (!FromLogits || y == a.ignore)
+        line.each([&]<class V>(std::size_t c) { store(V(T(0)), dz + line.at(c)); });
+    if (y == a.ignore) return;
+    const std::size_t zy = line.at(static_cast<std::size_t>(y));
+    const T gs = g * a.scale, wy = a.w(y);
+    if constexpr (FromLogits) {
+        T m, ls;
+        line_logsumexp(line, z, m, ls);
+        const T e = a.smoothing / T(a.classes);
+        const T coef = gs * ((T(1) - a.smoothing) * wy + e * a.wsum);
+        if (a.weight)
+            line.each([&]<class V>(std::size_t c) {
+                const std::size_t k = line.at(c);
+                store(V(V(coef) * vm::exp((load<V>(z + k) - V(m)) - V(ls)) - V(gs * e) * load<V>(a.weight + c)), dz + k);
+            });
+        else
+            line.each([&]<class V>(std::size_t c) {
+                const std::size_t k = line.at(c);
+                store(V(V(coef) * vm::exp((load<V>(z + k) - V(m)) - V(ls)) - V(gs * e)), dz + k);
+            });
+        dz[zy] -= gs * (T(1) - a.smoothing) * wy;
+    } else {
+        dz[zy] = -gs * wy;
+    }
 }
 
 /// One barrier op for cross_entropy (FromLogits) and nll_loss: input {N, C, d...}, labels
@@ -221,6 +292,14 @@ struct class_loss_impl {
         return T(1) / denom;  // inf when every label is ignored: 0 * inf = NaN, PyTorch's 0/0
     }
 
+    /// The constants of both formulas for input shape s.
+    class_loss_args<T> args(const shape_t& s) const {
+        const std::size_t n = s[0], classes = s[1];
+        const T* w = weighted ? weight.data() : nullptr;
+        return {labels.data(), w,       classes, labels.size() / (n ? n : 1), ignore_index, smoothing, scale(),
+                w ? std::accumulate(w, w + classes, T(0)) : T(classes)};
+    }
+
     /// Calls f(offset of the sample's first class score, stride between its classes, a scratch
     /// line of C values, sample index) for every sample, split across threads.
     template <class F>
@@ -232,39 +311,17 @@ struct class_loss_impl {
         });
     }
 
+    // The CPU's driver: each sample's class line made contiguous (gathered into a scratch line
+    // when strided), then the shared formulas with SIMD along it.
     tensor<T> forward(const tensor<T>& x) const {
         const shape_t& s = x.shape();
         check_labels(s[1]);  // the labels tensor may have changed since the op was built
         const std::size_t classes = s[1];
         auto out = tensor<T>::uninitialized(labels.shape());
-        const T sc = scale();
-        const T* w = weighted ? weight.data() : nullptr;
-        const T wsum = w ? std::accumulate(w, w + classes, T(0)) : T(classes);
+        const class_loss_args<T> a = args(s);
         for_samples(s, [&](std::size_t first, std::size_t inner, std::vector<T>& buf, std::size_t i) {
-            const std::int64_t y = labels.data()[i];
-            if (y == ignore_index) {
-                out.data()[i] = T(0) * sc;  // 0, or NaN when every label is ignored (see scale)
-                return;
-            }
-            const T* z = gather(x.data() + first, classes, inner, buf);
-            T l;
-            if constexpr (FromLogits) {
-                // -log_softmax(z)_c = ls - (z_c - m)
-                const auto mls = logsumexp_line(z, classes);
-                const T m = mls.first, ls = mls.second;
-                l = (T(1) - smoothing) * class_weight(y) * (ls - (z[y] - m));
-                if (smoothing != T(0)) {
-                    // sum_c w_c (ls - (z_c - m)) = W ls - sum_c w_c (z_c - m)
-                    const T wz = w ? simd_sum<T>(classes, [&]<class V>(std::size_t c) {
-                                         return V(load<V>(w + c) * (load<V>(z + c) - V(m)));
-                                     })
-                                   : simd_sum<T>(classes, [&]<class V>(std::size_t c) { return V(load<V>(z + c) - V(m)); });
-                    l += smoothing / T(classes) * (wsum * ls - wz);
-                }
-            } else {
-                l = -class_weight(y) * z[y];
-            }
-            out.data()[i] = l * sc;
+            const T* z = labels.data()[i] == ignore_index ? nullptr : gather(x.data() + first, classes, inner, buf);
+            out.data()[i] = class_loss_sample<FromLogits>(contiguous_line<T>{classes}, z, i, a);
         });
         return out;
     }
@@ -275,55 +332,17 @@ struct class_loss_impl {
         const tensor<T>& x = in[0];
         const shape_t& s = x.shape();
         const std::size_t classes = s[1];
-        const T sc = scale();
-        const T* w = weighted ? weight.data() : nullptr;
-        const T wsum = w ? std::accumulate(w, w + classes, T(0)) : T(classes);
-        const T e = smoothing / T(classes);
+        const class_loss_args<T> a = args(s);
         T* dx = grad[0]->data();
         for_samples(s, [&](std::size_t first, std::size_t inner, std::vector<T>& buf, std::size_t i) {
-            const std::int64_t y = labels.data()[i];
             T* d = dx + first;
-            if (y == ignore_index) {
-                for (std::size_t c = 0; c < classes; ++c) d[c * inner] = T(0);
-                return;
-            }
-            const T gs = g.data()[i] * sc;
-            const T wy = class_weight(y);
-            if constexpr (FromLogits) {
-                const T* z = gather(x.data() + first, classes, inner, buf);
-                T* dz = inner == 1 ? d : buf.data();  // buf holds z; overwriting it in place is fine
-                const auto mls = logsumexp_line(z, classes);
-                const T m = mls.first, ls = mls.second;
-                const T a = gs * ((T(1) - smoothing) * wy + e * wsum);
-                if (w)
-                    simd_for<T>(classes, [&]<class V>(std::size_t c) {
-                        store(V(V(a) * vm::exp((load<V>(z + c) - V(m)) - V(ls)) - V(gs * e) * load<V>(w + c)), dz + c);
-                    });
-                else
-                    simd_for<T>(classes, [&]<class V>(std::size_t c) {
-                        store(V(V(a) * vm::exp((load<V>(z + c) - V(m)) - V(ls)) - V(gs * e)), dz + c);
-                    });
-                dz[y] -= gs * (T(1) - smoothing) * wy;
-                if (inner != 1)
-                    for (std::size_t c = 0; c < classes; ++c) d[c * inner] = dz[c];
-            } else {
-                for (std::size_t c = 0; c < classes; ++c) d[c * inner] = T(0);
-                d[static_cast<std::size_t>(y) * inner] = -gs * wy;
-            }
+            const bool counted = labels.data()[i] != ignore_index;
+            const T* z = FromLogits && counted ? gather(x.data() + first, classes, inner, buf) : nullptr;
+            T* dz = inner == 1 ? d : buf.data();  // buf holds z; overwriting it in place is fine
+            class_loss_sample_backward<FromLogits>(contiguous_line<T>{classes}, z, dz, i, g.data()[i], a);
+            if (inner != 1)
+                for (std::size_t c = 0; c < classes; ++c) d[c * inner] = dz[c];
         });
-    }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class Dv>
-        requires has_device_kernels<class_loss_impl, Dv>
-    tensor<T, Dv> forward(const tensor<T, Dv>& x) const {
-        return device_kernels<class_loss_impl, Dv>::forward(*this, x);
-    }
-    template <class Dv>
-        requires has_device_kernels<class_loss_impl, Dv>
-    void backward(const tensor<T, Dv>& g, const tensor<T, Dv>& out, const std::array<tensor<T, Dv>, 1>& in,
-                  std::array<tensor<T, Dv>*, 1> grad) const {
-        device_kernels<class_loss_impl, Dv>::backward(*this, g, out, in, grad);
     }
 
 private:

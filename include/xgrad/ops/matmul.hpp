@@ -72,6 +72,16 @@ struct matmul_geometry {
         b_off = offsets(bb, K * N);
     }
     std::size_t batches() const { return numel(batch); }
+
+    /// With an empty batch nothing flows back: zeroes the gradients of a and b (where wanted)
+    /// and says so, for every backend's backward.
+    template <class Tt, std::size_t N_>
+    bool empty_batch_backward(const std::array<Tt*, N_>& gi) const {
+        if (batches() != 0) return false;
+        for (std::size_t i = 0; i < 2; ++i)
+            if (gi[i]) gi[i]->fill(typename Tt::value_type(0));
+        return true;
+    }
 };
 
 /// y = act(a op(b) + bias): matmul when !TransB, linear when TransB.
@@ -138,11 +148,7 @@ struct dense_op {
         const T* G = dz.data();
         const std::size_t M = g.M, N = g.N, K = g.K, nb = g.batches();
         const std::size_t ldb = TransB ? K : N;
-        if (nb == 0) {  // an empty batch: nothing flows back
-            for (std::size_t i = 0; i < 2; ++i)
-                if (gi[i]) gi[i]->fill(T(0));
-            return;
-        }
+        if (g.empty_batch_backward(gi)) return;
         // Inner extent 0 (N == 0 for dA, rows == 0 for dB) makes gemm write zeros.
         if (gi[0]) {
             T* da = gi[0]->data();
@@ -169,19 +175,6 @@ struct dense_op {
                             db + g.b_off[o], N);
             }
         }
-    }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class D, class... Rest>
-        requires has_device_kernels<dense_op, D>
-    tensor<T, D> forward(const tensor<T, D>& a, const tensor<T, D>& b, const Rest&... rest) const {
-        return device_kernels<dense_op, D>::forward(*this, a, b, rest...);
-    }
-    template <class D>
-        requires has_device_kernels<dense_op, D>
-    void backward(const tensor<T, D>& grad, const tensor<T, D>& out, const std::array<tensor<T, D>, arity>& in,
-                  std::array<tensor<T, D>*, arity> gi) const {
-        device_kernels<dense_op, D>::backward(*this, grad, out, in, gi);
     }
 
 private:

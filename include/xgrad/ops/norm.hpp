@@ -20,6 +20,7 @@
 #include "../expr/op_node.hpp"
 #include "detail/device_kernels.hpp"
 #include "detail/layout.hpp"
+#include "detail/line.hpp"
 
 namespace xgrad {
 
@@ -48,16 +49,99 @@ struct device_norm_stats {
 template <class T, class D>
 using norm_stats_t = std::conditional_t<std::same_as<D, device::cpu>, norm_stats<T>, device_norm_stats<T, D>>;
 
-/// Mean and biased variance of rows of n contiguous values, two-pass for accuracy.
+// --- the formulas, shared by the CPU drivers below and the device drivers ----------------
+
+/// rstd = 1 / sqrt(var + eps) of a channel or row with biased variance var.
 template <class T>
-std::pair<T, T> row_moments(const T* x, std::size_t n) {
-    const T mu = simd_sum<T>(n, [&]<class V>(std::size_t j) { return load<V>(x + j); }) / T(n);
-    const T var = simd_sum<T>(n, [&]<class V>(std::size_t j) {
-                      const V d = load<V>(x + j) - V(mu);
-                      return V(d * d);
-                  }) / T(n);
-    return {mu, var};
+XGRAD_HD XGRAD_INLINE T norm_rstd(T var, T eps) {
+    return T(1) / vm::sqrt(var + eps);
 }
+
+/// batch_norm's running statistics after a training pass over m values per channel (the
+/// running variance is the unbiased estimate, as PyTorch).
+template <class T>
+XGRAD_HD XGRAD_INLINE void batch_norm_update_running(T& rm, T& rv, T mu, T var, T momentum, std::size_t m) {
+    rm = (T(1) - momentum) * rm + momentum * mu;
+    rv = (T(1) - momentum) * rv + momentum * var * T(m) / T(m - 1);
+}
+
+/// y = x a + b per channel.
+template <class T>
+struct channel_affine {
+    T a, b;
+};
+/// a = gamma rstd, b = beta - mu a.
+template <class T>
+XGRAD_HD XGRAD_INLINE channel_affine<T> batch_norm_affine(T gamma, T beta, T mu, T rstd) {
+    const T a = gamma * rstd;
+    return {a, beta - mu * a};
+}
+
+/// One channel's gradients: dgamma, dbeta, and dx = a (g - mg - (x - mu) mgx).
+template <class T>
+struct batch_norm_channel_grad {
+    T dgamma, dbeta, a, mg, mgx;
+};
+/// From sg = sum g and sgd = sum g (x - mu) over the channel's m values, accumulated in Acc
+/// (double on the CPU). training: dx = a (g - sg/m - xhat sgx/m); evaluation: dx = a g.
+template <class T, class Acc>
+XGRAD_HD XGRAD_INLINE batch_norm_channel_grad<T> batch_norm_grad_of(Acc sg, Acc sgd, T gamma, T rs, std::size_t m,
+                                                                   bool training) {
+    const Acc sgx = sgd * Acc(rs);  // sum g xhat
+    return {static_cast<T>(sgx), static_cast<T>(sg), gamma * rs, training ? static_cast<T>(sg / Acc(m)) : T(0),
+            training ? static_cast<T>(sgx / Acc(m)) * rs : T(0)};
+}
+template <class V, class T>
+XGRAD_HD XGRAD_INLINE V batch_norm_dx(V x, V g, T mu, const batch_norm_channel_grad<T>& k) {
+    return V(V(k.a) * (g - V(k.mg) - (x - V(mu)) * V(k.mgx)));
+}
+
+/// Mean and rstd of one row (see line.hpp), two-pass for accuracy.
+template <class L, class T>
+XGRAD_HD XGRAD_INLINE void layer_norm_row_stats(const L& line, const T* x, T eps, T& mu, T& rstd) {
+    const T n = T(line.n);
+    const T m = line.sum([&]<class V>(std::size_t j) { return load<V>(x + line.at(j)); }) / n;
+    const T var = line.sum([&]<class V>(std::size_t j) {
+                      const V d = load<V>(x + line.at(j)) - V(m);
+                      return V(d * d);
+                  }) / n;
+    mu = m;
+    rstd = norm_rstd(var, eps);
+}
+
+/// y = (x - mu) rstd gamma + beta.
+template <class V, class T>
+XGRAD_HD XGRAD_INLINE V layer_norm_y(V x, V gamma, V beta, T mu, T rs) {
+    return V((x - V(mu)) * V(rs) * gamma + beta);
+}
+
+/// mean(gg) and mean(gg xhat) over one row, gg = g gamma.
+template <class L, class T>
+XGRAD_HD XGRAD_INLINE void layer_norm_row_grad_means(const L& line, const T* x, const T* g, const T* gamma, T mu, T rs,
+                                                     T& mg, T& mgx) {
+    const auto s = line.sum2([&]<class V>(std::size_t j) {
+        const std::size_t k = line.at(j);
+        const V gg = load<V>(g + k) * load<V>(gamma + j);
+        return std::pair<V, V>{gg, gg * (load<V>(x + k) - V(mu))};
+    });
+    mg = s.first / T(line.n);
+    mgx = s.second * rs / T(line.n);
+}
+
+/// dx = rstd (gg - mean(gg) - xhat mean(gg xhat)).
+template <class V, class T>
+XGRAD_HD XGRAD_INLINE V layer_norm_dx(V x, V g, V gamma, T mu, T rs, T mg, T mgx) {
+    const V xhat = (x - V(mu)) * V(rs);
+    return V(V(rs) * (g * gamma - V(mg) - xhat * V(mgx)));
+}
+
+/// g xhat, one row's term of dgamma (dbeta's is g).
+template <class V, class T>
+XGRAD_HD XGRAD_INLINE V layer_norm_dgamma_term(V x, V g, T mu, T rs) {
+    return V(g * (x - V(mu)) * V(rs));
+}
+
+// --- the CPU drivers ----------------------------------------------------------------------
 
 template <class T, class D = device::cpu>
 struct batch_norm_impl {
@@ -111,19 +195,14 @@ struct batch_norm_impl {
                             return V(d * d);
                         });
                     var = static_cast<T>(ss / double(m));
-                    if (!st.running_updated) {
-                        // the running variance is the unbiased estimate, as PyTorch
-                        T& rm = running_mean.data()[c];
-                        T& rv = running_var.data()[c];
-                        rm = (T(1) - momentum) * rm + momentum * mu;
-                        rv = (T(1) - momentum) * rv + momentum * var * T(m) / T(m - 1);
-                    }
+                    if (!st.running_updated)
+                        batch_norm_update_running(running_mean.data()[c], running_var.data()[c], mu, var, momentum, m);
                 } else {
                     mu = running_mean.data()[c];
                     var = running_var.data()[c];
                 }
                 st.mean[c] = mu;
-                st.rstd[c] = T(1) / std::sqrt(var + eps);
+                st.rstd[c] = norm_rstd(var, eps);
             }
         });
         if (training) st.running_updated = true;
@@ -133,9 +212,9 @@ struct batch_norm_impl {
         parallel_rows(l.outer * C, inner, [&](std::size_t r0, std::size_t r1) {
             for (std::size_t r = r0; r < r1; ++r) {
                 const std::size_t c = r % C;
-                const T a = gamma.data()[c] * st.rstd[c], b = beta.data()[c] - st.mean[c] * a;
+                const auto ab = batch_norm_affine(gamma.data()[c], beta.data()[c], st.mean[c], st.rstd[c]);
                 simd_for<T>(inner, [&]<class V>(std::size_t k) {
-                    store(V(load<V>(px + r * inner + k) * V(a) + V(b)), py + r * inner + k);
+                    store(V(load<V>(px + r * inner + k) * V(ab.a) + V(ab.b)), py + r * inner + k);
                 });
             }
         });
@@ -153,7 +232,7 @@ struct batch_norm_impl {
         parallel_rows(C, 2 * m, [&](std::size_t c0, std::size_t c1) {
             for (std::size_t c = c0; c < c1; ++c) {
                 const T mu = st.mean[c], rs = st.rstd[c];
-                double sg = 0, sgx = 0;  // sum g, sum g xhat
+                double sg = 0, sgx = 0;  // sum g, sum g (x - mu)
                 for (std::size_t o = 0; o < l.outer; ++o) {
                     const std::size_t base = (o * C + c) * inner;
                     const auto s = simd_sum2<T>(inner, [&]<class V>(std::size_t k) {
@@ -163,37 +242,19 @@ struct batch_norm_impl {
                     sg += s.first;
                     sgx += s.second;
                 }
-                sgx *= rs;
-                if (grad[1]) grad[1]->data()[c] = static_cast<T>(sgx);
-                if (grad[2]) grad[2]->data()[c] = static_cast<T>(sg);
+                const auto k = batch_norm_grad_of<T>(sg, sgx, gamma[c], rs, m, training);
+                if (grad[1]) grad[1]->data()[c] = k.dgamma;
+                if (grad[2]) grad[2]->data()[c] = k.dbeta;
                 if (!grad[0]) continue;
                 T* dx = grad[0]->data();
-                const T a = gamma[c] * rs;
-                // training: dx = a (g - sg/m - xhat sgx/m); evaluation: dx = a g
-                const T mg = training ? static_cast<T>(sg / double(m)) : T(0);
-                const T mgx = training ? static_cast<T>(sgx / double(m)) * rs : T(0);
                 for (std::size_t o = 0; o < l.outer; ++o) {
                     const std::size_t base = (o * C + c) * inner;
-                    simd_for<T>(inner, [&]<class V>(std::size_t k) {
-                        const V d = load<V>(px + base + k) - V(mu);
-                        store(V(V(a) * (load<V>(pg + base + k) - V(mg) - d * V(mgx))), dx + base + k);
+                    simd_for<T>(inner, [&]<class V>(std::size_t j) {
+                        store(batch_norm_dx(load<V>(px + base + j), load<V>(pg + base + j), mu, k), dx + base + j);
                     });
                 }
             }
         });
-    }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class Dv>
-        requires has_device_kernels<batch_norm_impl, Dv>
-    tensor<T, Dv> forward(const tensor<T, Dv>& x, const tensor<T, Dv>& gamma, const tensor<T, Dv>& beta) const {
-        return device_kernels<batch_norm_impl, Dv>::forward(*this, x, gamma, beta);
-    }
-    template <class Dv>
-        requires has_device_kernels<batch_norm_impl, Dv>
-    void backward(const tensor<T, Dv>& g, const tensor<T, Dv>& out, const std::array<tensor<T, Dv>, 3>& in,
-                  std::array<tensor<T, Dv>*, 3> grad) const {
-        device_kernels<batch_norm_impl, Dv>::backward(*this, g, out, in, grad);
     }
 };
 
@@ -226,12 +287,12 @@ struct layer_norm_impl {
         parallel_rows(rows, D, [&](std::size_t r0, std::size_t r1) {
             for (std::size_t r = r0; r < r1; ++r) {
                 const T* xr = px + r * D;
-                const auto [mu, var] = row_moments(xr, D);
-                const T rs = T(1) / std::sqrt(var + eps);
+                T mu, rs;
+                layer_norm_row_stats(contiguous_line<T>{D}, xr, eps, mu, rs);
                 st.mean[r] = mu;
                 st.rstd[r] = rs;
                 simd_for<T>(D, [&]<class V>(std::size_t j) {
-                    store(V((load<V>(xr + j) - V(mu)) * V(rs) * load<V>(pgam + j) + load<V>(pbet + j)), py + r * D + j);
+                    store(layer_norm_y(load<V>(xr + j), load<V>(pgam + j), load<V>(pbet + j), mu, rs), py + r * D + j);
                 });
             }
         });
@@ -250,15 +311,11 @@ struct layer_norm_impl {
                 for (std::size_t r = r0; r < r1; ++r) {
                     const T *xr = px + r * D, *gr = pg + r * D;
                     const T mu = st.mean[r], rs = st.rstd[r];
-                    // mean(gg) and mean(gg xhat), gg = g gamma
-                    const auto s = simd_sum2<T>(D, [&]<class V>(std::size_t j) {
-                        const V gg = load<V>(gr + j) * load<V>(pgam + j);
-                        return std::pair<V, V>{gg, gg * (load<V>(xr + j) - V(mu))};
-                    });
-                    const T mg = s.first / T(D), mgx = s.second * rs / T(D);
+                    T mg, mgx;
+                    layer_norm_row_grad_means(contiguous_line<T>{D}, xr, gr, pgam, mu, rs, mg, mgx);
                     simd_for<T>(D, [&]<class V>(std::size_t j) {
-                        const V xhat = (load<V>(xr + j) - V(mu)) * V(rs);
-                        store(V(V(rs) * (load<V>(gr + j) * load<V>(pgam + j) - V(mg) - xhat * V(mgx))), dx + r * D + j);
+                        store(layer_norm_dx(load<V>(xr + j), load<V>(gr + j), load<V>(pgam + j), mu, rs, mg, mgx),
+                              dx + r * D + j);
                     });
                 }
             });
@@ -271,26 +328,13 @@ struct layer_norm_impl {
                 const T mu = st.mean[r], rs = st.rstd[r];
                 simd_for<T>(D, [&]<class V>(std::size_t j) {
                     const V gj = load<V>(gr + j);
-                    store(V(load<V>(dg.data() + j) + gj * (load<V>(xr + j) - V(mu)) * V(rs)), dg.data() + j);
+                    store(V(load<V>(dg.data() + j) + layer_norm_dgamma_term(load<V>(xr + j), gj, mu, rs)), dg.data() + j);
                     store(V(load<V>(db.data() + j) + gj), db.data() + j);
                 });
             }
             if (grad[1]) std::copy(dg.begin(), dg.end(), grad[1]->data());
             if (grad[2]) std::copy(db.begin(), db.end(), grad[2]->data());
         }
-    }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class Dv>
-        requires has_device_kernels<layer_norm_impl, Dv>
-    tensor<T, Dv> forward(const tensor<T, Dv>& x, const tensor<T, Dv>& gamma, const tensor<T, Dv>& beta) const {
-        return device_kernels<layer_norm_impl, Dv>::forward(*this, x, gamma, beta);
-    }
-    template <class Dv>
-        requires has_device_kernels<layer_norm_impl, Dv>
-    void backward(const tensor<T, Dv>& g, const tensor<T, Dv>& out, const std::array<tensor<T, Dv>, 3>& in,
-                  std::array<tensor<T, Dv>*, 3> grad) const {
-        device_kernels<layer_norm_impl, Dv>::backward(*this, g, out, in, grad);
     }
 };
 

@@ -67,7 +67,7 @@ struct pool_geometry {
     /// Input rows [lo, hi) of output row i (window clipped to the input).
     void rows(std::size_t i, std::size_t& lo, std::size_t& hi) const { clip(i * sh, ph, kh, H, lo, hi); }
     void cols(std::size_t j, std::size_t& lo, std::size_t& hi) const { clip(j * sw, pw, kw, W, lo, hi); }
-    XGRAD_HOST_DEVICE static void clip(std::size_t start, std::size_t pad, std::size_t k, std::size_t n, std::size_t& lo,
+    XGRAD_HD static void clip(std::size_t start, std::size_t pad, std::size_t k, std::size_t n, std::size_t& lo,
                                        std::size_t& hi) {
         lo = start >= pad ? start - pad : 0;
         hi = start + k - pad < n ? start + k - pad : n;
@@ -77,7 +77,7 @@ struct pool_geometry {
 /// Offset (within a plane of width W) of the first maximum of rows [r0, r1) x columns [c0, c1);
 /// a NaN counts as the maximum. Shared by the CPU and the device kernels.
 template <class T>
-XGRAD_HOST_DEVICE std::size_t window_argmax(const T* p, std::size_t W, std::size_t r0, std::size_t r1, std::size_t c0,
+XGRAD_HD std::size_t window_argmax(const T* p, std::size_t W, std::size_t r0, std::size_t r1, std::size_t c0,
                                             std::size_t c1) {
     std::size_t best = r0 * W + c0;
     T m = -std::numeric_limits<T>::infinity();
@@ -221,19 +221,6 @@ struct max_pool2d_op {
             }
         });
     }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class D>
-        requires has_device_kernels<max_pool2d_op, D>
-    tensor<T, D> forward(const tensor<T, D>& x) const {
-        return device_kernels<max_pool2d_op, D>::forward(*this, x);
-    }
-    template <class D>
-        requires has_device_kernels<max_pool2d_op, D>
-    void backward(const tensor<T, D>& grad, const tensor<T, D>& out, const std::array<tensor<T, D>, 1>& in,
-                  std::array<tensor<T, D>*, 1> gi) const {
-        device_kernels<max_pool2d_op, D>::backward(*this, grad, out, in, gi);
-    }
 };
 
 template <class T>
@@ -295,19 +282,6 @@ struct avg_pool2d_op {
             }
         });
     }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class D>
-        requires has_device_kernels<avg_pool2d_op, D>
-    tensor<T, D> forward(const tensor<T, D>& x) const {
-        return device_kernels<avg_pool2d_op, D>::forward(*this, x);
-    }
-    template <class D>
-        requires has_device_kernels<avg_pool2d_op, D>
-    void backward(const tensor<T, D>& grad, const tensor<T, D>& out, const std::array<tensor<T, D>, 1>& in,
-                  std::array<tensor<T, D>*, 1> gi) const {
-        device_kernels<avg_pool2d_op, D>::backward(*this, grad, out, in, gi);
-    }
 };
 
 template <class T>
@@ -329,8 +303,8 @@ struct adaptive_avg_pool2d_op {
     }
 
     // window i of n outputs over an extent of `in`: [floor(i in / n), ceil((i + 1) in / n))
-    XGRAD_HOST_DEVICE static std::size_t start(std::size_t i, std::size_t n, std::size_t in) { return i * in / n; }
-    XGRAD_HOST_DEVICE static std::size_t end(std::size_t i, std::size_t n, std::size_t in) {
+    XGRAD_HD static std::size_t start(std::size_t i, std::size_t n, std::size_t in) { return i * in / n; }
+    XGRAD_HD static std::size_t end(std::size_t i, std::size_t n, std::size_t in) {
         return ((i + 1) * in + n - 1) / n;
     }
 
@@ -374,19 +348,6 @@ struct adaptive_avg_pool2d_op {
             for (std::size_t r = r0; r < r1; ++r)
                 for (std::size_t c = c0; c < c1; ++c) dx[xo + r * W + c] += share;
         });
-    }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class D>
-        requires has_device_kernels<adaptive_avg_pool2d_op, D>
-    tensor<T, D> forward(const tensor<T, D>& x) const {
-        return device_kernels<adaptive_avg_pool2d_op, D>::forward(*this, x);
-    }
-    template <class D>
-        requires has_device_kernels<adaptive_avg_pool2d_op, D>
-    void backward(const tensor<T, D>& grad, const tensor<T, D>& out, const std::array<tensor<T, D>, 1>& in,
-                  std::array<tensor<T, D>*, 1> gi) const {
-        device_kernels<adaptive_avg_pool2d_op, D>::backward(*this, grad, out, in, gi);
     }
 };
 

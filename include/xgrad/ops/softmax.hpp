@@ -8,91 +8,64 @@
 //   log_softmax:  dx = g - exp(y) * sum_j g_j
 #include <array>
 #include <cmath>
+#include <type_traits>
 
 #include "../expr/op_node.hpp"
 #include "detail/device_kernels.hpp"
 #include "detail/layout.hpp"
+#include "detail/line.hpp"
 
 namespace xgrad {
 
 namespace detail {
 
-// --- contiguous lines (the axis is the last non-trivial one): SIMD along the line ---------
-
-/// y = softmax or log_softmax of the n contiguous values at x. y may alias x.
-template <bool Log, class T>
-void softmax_line(const T* x, T* y, std::size_t n) {
-    if (n == 0) return;
-    const T m = simd_max<T>(n, [&]<class V>(std::size_t j) { return load<V>(x + j); });
+/// y = softmax (Log = false) or log_softmax (Log = true) of one line of x (see line.hpp); y may
+/// alias x. The formula of every backend: the CPU runs it on SIMD lanes, a device per thread.
+template <bool Log, class L, class T>
+XGRAD_HD XGRAD_INLINE void softmax_line(const L& line, const T* x, T* y) {
+    const auto m = line.max([&]<class V>(std::size_t i) { return load<V>(x + line.at(i)); });
+    using S = std::remove_const_t<decltype(m)>;  // T, or one value per lane
     if constexpr (Log) {
-        const T s = simd_sum<T>(n, [&]<class V>(std::size_t j) { return vm::exp(load<V>(x + j) - V(m)); });
-        const T ls = std::log(s);  // (x - m) - log s: exact where x == m, unlike x - (m + log s)
-        simd_for<T>(n, [&]<class V>(std::size_t j) { store(V((load<V>(x + j) - V(m)) - V(ls)), y + j); });
+        const S ls = vm::log(line.sum([&]<class V>(std::size_t i) { return V(vm::exp(load<V>(x + line.at(i)) - V(m))); }));
+        // (x - m) - log s: exact where x == m, unlike x - (m + log s)
+        line.each([&]<class V>(std::size_t i) {
+            const std::size_t k = line.at(i);
+            store(V((load<V>(x + k) - V(m)) - V(ls)), y + k);
+        });
     } else {
-        const T s = simd_sum<T>(n, [&]<class V>(std::size_t j) {
-            const V e = vm::exp(load<V>(x + j) - V(m));
-            store(e, y + j);
+        const S s = line.sum([&]<class V>(std::size_t i) {
+            const std::size_t k = line.at(i);
+            const V e = vm::exp(load<V>(x + k) - V(m));
+            store(e, y + k);
             return e;
         });
-        const T r = T(1) / s;
-        simd_for<T>(n, [&]<class V>(std::size_t j) { store(V(load<V>(y + j) * V(r)), y + j); });
-    }
-}
-
-/// dx for one contiguous line (see the header comment). dx may alias g.
-template <bool Log, class T>
-void softmax_line_backward(const T* g, const T* y, T* dx, std::size_t n) {
-    if constexpr (Log) {
-        const T gs = simd_sum<T>(n, [&]<class V>(std::size_t j) { return load<V>(g + j); });
-        simd_for<T>(n, [&]<class V>(std::size_t j) {
-            store(V(load<V>(g + j) - vm::exp(load<V>(y + j)) * V(gs)), dx + j);
-        });
-    } else {
-        const T dot = simd_sum<T>(n, [&]<class V>(std::size_t j) { return V(load<V>(g + j) * load<V>(y + j)); });
-        simd_for<T>(n, [&]<class V>(std::size_t j) {
-            store(V(load<V>(y + j) * (load<V>(g + j) - V(dot))), dx + j);
+        const S r = S(T(1)) / s;
+        line.each([&]<class V>(std::size_t i) {
+            const std::size_t k = line.at(i);
+            store(V(load<V>(y + k) * V(r)), y + k);
         });
     }
 }
 
-// --- strided lines (inner > 1): lanes run across neighbouring lines ----------------------
-
-/// V-wide group of lines, each n long with stride s between its elements.
-template <bool Log, class V, class T>
-XGRAD_INLINE void softmax_lanes(const T* x, T* y, std::size_t n, std::size_t s) {
-    V m = load<V>(x);
-    for (std::size_t i = 1; i < n; ++i) m = vm::max(m, load<V>(x + i * s));
-    V sum(T(0));
-    for (std::size_t i = 0; i < n; ++i) {
-        const V e = vm::exp(load<V>(x + i * s) - m);
-        sum += e;
-        if constexpr (!Log) store(e, y + i * s);
-    }
-    if constexpr (Log) {
-        const V ls = vm::log(sum);
-        for (std::size_t i = 0; i < n; ++i) store(V((load<V>(x + i * s) - m) - ls), y + i * s);
-    } else {
-        const V r = V(T(1)) / sum;
-        for (std::size_t i = 0; i < n; ++i) store(V(load<V>(y + i * s) * r), y + i * s);
-    }
-}
-
-template <bool Log, class V, class T>
-XGRAD_INLINE void softmax_lanes_backward(const T* g, const T* y, T* dx, std::size_t n, std::size_t s) {
-    V acc(T(0));  // sum g (log_softmax) or sum g y (softmax)
-    for (std::size_t i = 0; i < n; ++i) {
+/// dx of one line from the upstream gradient g and the saved output y (see the header
+/// comment); dx may alias g.
+template <bool Log, class L, class T>
+XGRAD_HD XGRAD_INLINE void softmax_line_backward(const L& line, const T* g, const T* y, T* dx) {
+    // sum g (log_softmax) or sum g y (softmax)
+    const auto acc = line.sum([&]<class V>(std::size_t i) {
+        const std::size_t k = line.at(i);
         if constexpr (Log)
-            acc += load<V>(g + i * s);
+            return load<V>(g + k);
         else
-            acc += load<V>(g + i * s) * load<V>(y + i * s);
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-        const V gi = load<V>(g + i * s), yi = load<V>(y + i * s);
+            return V(load<V>(g + k) * load<V>(y + k));
+    });
+    line.each([&]<class V>(std::size_t i) {
+        const std::size_t k = line.at(i);
         if constexpr (Log)
-            store(V(gi - vm::exp(yi) * acc), dx + i * s);
+            store(V(load<V>(g + k) - vm::exp(load<V>(y + k)) * V(acc)), dx + k);
         else
-            store(V(yi * (gi - acc)), dx + i * s);
-    }
+            store(V(load<V>(y + k) * (load<V>(g + k) - V(acc))), dx + k);
+    });
 }
 
 /// Runs the forward (a = x) or backward (a = g, b = y) kernel over every line of layout l.
@@ -104,18 +77,19 @@ void softmax_apply(const axis_layout& l, const T* a, const T* b, T* out) {
     parallel_rows(l.outer, line, [&](std::size_t o0, std::size_t o1) {
         for (std::size_t o = o0; o < o1; ++o) {
             const std::size_t base = o * line;
-            if (inner == 1) {
+            if (inner == 1) {  // a contiguous line: SIMD along it
                 if constexpr (Backward)
-                    softmax_line_backward<Log>(a + base, b + base, out + base, n);
+                    softmax_line_backward<Log>(contiguous_line<T>{n}, a + base, b + base, out + base);
                 else
-                    softmax_line<Log>(a + base, out + base, n);
+                    softmax_line<Log>(contiguous_line<T>{n}, a + base, out + base);
                 continue;
             }
+            // strided lines: SIMD lanes across neighbouring lines
             auto run = [&]<class V>(std::size_t at) {
                 if constexpr (Backward)
-                    softmax_lanes_backward<Log, V>(a + at, b + at, out + at, n, inner);
+                    softmax_line_backward<Log>(strided_lines<V>{n, inner}, a + at, b + at, out + at);
                 else
-                    softmax_lanes<Log, V>(a + at, out + at, n, inner);
+                    softmax_line<Log>(strided_lines<V>{n, inner}, a + at, out + at);
             };
             std::size_t k = 0;
             for (; k + B::size <= inner; k += B::size) run.template operator()<B>(base + k);
@@ -143,19 +117,6 @@ struct softmax_impl {
     void backward(const tensor<T>& g, const tensor<T>& y, const std::array<tensor<T>, 1>&,
                   std::array<tensor<T>*, 1> dx) const {
         if (dx[0]) softmax_apply<Log, true>(layout_along(y.shape(), axis), g.data(), y.data(), dx[0]->data());
-    }
-
-    // on other devices: the device backend's kernels (ops/detail/device_kernels.hpp)
-    template <class T, class D>
-        requires has_device_kernels<softmax_impl, D>
-    tensor<T, D> forward(const tensor<T, D>& x) const {
-        return device_kernels<softmax_impl, D>::forward(*this, x);
-    }
-    template <class T, class D>
-        requires has_device_kernels<softmax_impl, D>
-    void backward(const tensor<T, D>& g, const tensor<T, D>& y, const std::array<tensor<T, D>, 1>& in,
-                  std::array<tensor<T, D>*, 1> dx) const {
-        device_kernels<softmax_impl, D>::backward(*this, g, y, in, dx);
     }
 };
 

@@ -35,7 +35,7 @@ struct scale_blocks {
     T* c;
     std::ptrdiff_t N, ldc, stride_c, per_batch;
     T beta;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t i) const {
+    XGRAD_HD void operator()(std::ptrdiff_t i) const {
         const std::ptrdiff_t b = i / per_batch, r = (i - b * per_batch) / N, j = i - b * per_batch - r * N;
         T& x = c[b * stride_c + r * ldc + j];
         x = beta == T(0) ? T(0) : beta * x;

@@ -15,7 +15,7 @@ template <class T>
 struct input_operand {
     const T* base = nullptr;
     strided_index at;
-    XGRAD_HOST_DEVICE XGRAD_INLINE T load(std::ptrdiff_t j) const { return base[at(j)]; }
+    XGRAD_HD XGRAD_INLINE T load(std::ptrdiff_t j) const { return base[at(j)]; }
 };
 
 /// How the values that meet in one output element combine.
@@ -62,7 +62,7 @@ __device__ XGRAD_INLINE void atomic_max(T* p, T v) {
 /// *p (+|max)= v in a partial copy: an atomic on the GPU, where several threads share a copy;
 /// a plain update on the host systems, where a lane's positions all fall in its own copy.
 template <combine C, class T>
-XGRAD_HOST_DEVICE XGRAD_INLINE void combine_into(T* p, T v) {
+XGRAD_HD XGRAD_INLINE void combine_into(T* p, T v) {
 #if defined(__CUDA_ARCH__)
     if constexpr (C == combine::plus)
         atomic_add(p, v);
@@ -81,7 +81,7 @@ template <class T>
 struct assign_operand {
     T* base = nullptr;
     strided_index at;
-    XGRAD_HOST_DEVICE XGRAD_INLINE void store(std::ptrdiff_t j, T v) const { base[at(j)] = v; }
+    XGRAD_HD XGRAD_INLINE void store(std::ptrdiff_t j, T v) const { base[at(j)] = v; }
 };
 
 /// An array many positions combine into (a reduction's result, the value of a loss): position
@@ -93,7 +93,7 @@ struct partial_operand {
     std::ptrdiff_t chunk = 1;       // positions per copy
     std::ptrdiff_t copy_size = 0;   // elements per copy
     std::ptrdiff_t scratch = -1;    // where the copies start in the loop's scratch buffer
-    XGRAD_HOST_DEVICE XGRAD_INLINE void store(std::ptrdiff_t j, T v) const {
+    XGRAD_HD XGRAD_INLINE void store(std::ptrdiff_t j, T v) const {
         combine_into<C>(base + (j / chunk) * copy_size + at(j), v);
     }
 };
@@ -109,7 +109,7 @@ struct grad_operand {
     kind mode = kind::assign;
     std::ptrdiff_t chunk = 1, copy_size = 0, scratch = -1;  // partial: as in partial_operand
 
-    XGRAD_HOST_DEVICE XGRAD_INLINE void store(std::ptrdiff_t j, T v) const {
+    XGRAD_HD XGRAD_INLINE void store(std::ptrdiff_t j, T v) const {
         if (mode == kind::partial)
             combine_into<combine::plus>(base + (j / chunk) * copy_size + at(j), v);
         else if (mode == kind::assign)
@@ -125,11 +125,11 @@ struct input_kernel {
     static constexpr bool has_grad = false;
     input_operand<T> x;
     template <class V>
-    XGRAD_HOST_DEVICE XGRAD_INLINE leaf_cache<V> fwd(std::ptrdiff_t j) const {
+    XGRAD_HD XGRAD_INLINE leaf_cache<V> fwd(std::ptrdiff_t j) const {
         return {x.load(j)};
     }
     template <class V, class C>
-    XGRAD_HOST_DEVICE XGRAD_INLINE void bwd(std::ptrdiff_t, const C&, V) {}
+    XGRAD_HD XGRAD_INLINE void bwd(std::ptrdiff_t, const C&, V) {}
     template <class F>
     void visit(F&& f) {
         f(x);
@@ -144,11 +144,11 @@ struct grad_leaf_kernel {
     grad_operand<T> g;
     bool active = false;
     template <class V>
-    XGRAD_HOST_DEVICE XGRAD_INLINE leaf_cache<V> fwd(std::ptrdiff_t j) const {
+    XGRAD_HD XGRAD_INLINE leaf_cache<V> fwd(std::ptrdiff_t j) const {
         return {x.load(j)};
     }
     template <class V, class C>
-    XGRAD_HOST_DEVICE XGRAD_INLINE void bwd(std::ptrdiff_t j, const C&, V grad) {
+    XGRAD_HD XGRAD_INLINE void bwd(std::ptrdiff_t j, const C&, V grad) {
         if (active) g.store(j, grad);
     }
     template <class F>

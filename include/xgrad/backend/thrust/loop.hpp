@@ -44,7 +44,7 @@ struct merge_partials {
     segment seg[max_segments];
     int n = 0;
 
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t i) const {
+    XGRAD_HD void operator()(std::ptrdiff_t i) const {
         int s = 0;
         while (s + 1 < n && i >= seg[s + 1].begin) ++s;
         const segment& g = seg[s];
@@ -78,7 +78,7 @@ struct lane_runner {
 template <class Root>
 struct element_runner {
     Root root;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t j) const {
+    XGRAD_HD void operator()(std::ptrdiff_t j) const {
         Root r = root;
         r.step(j);
     }
@@ -311,14 +311,14 @@ template <class K, class T>
 struct eval_root {
     K k;
     assign_operand<T> out;
-    XGRAD_HOST_DEVICE XGRAD_INLINE void step(std::ptrdiff_t j) { out.store(j, k.template fwd<T>(j).v); }
+    XGRAD_HD XGRAD_INLINE void step(std::ptrdiff_t j) { out.store(j, k.template fwd<T>(j).v); }
     template <class F> void visit(F&& f) { k.visit(f); f(out); }
 };
 
 /// dst_0 = e_0, then dst_1 = e_1, ... at each position (assign(into(...), ...)): a chain of
 /// links ending in assign_end, so that the functor stays a plain aggregate on every device.
 struct assign_end {
-    XGRAD_HOST_DEVICE XGRAD_INLINE void step(std::ptrdiff_t) {}
+    XGRAD_HD XGRAD_INLINE void step(std::ptrdiff_t) {}
     template <class F> void visit(F&&) {}
 };
 template <class K, class T, class Next>
@@ -326,7 +326,7 @@ struct assign_link {
     K k;
     assign_operand<T> out;
     Next next;
-    XGRAD_HOST_DEVICE XGRAD_INLINE void step(std::ptrdiff_t j) {
+    XGRAD_HD XGRAD_INLINE void step(std::ptrdiff_t j) {
         out.store(j, k.template fwd<T>(j).v);  // before the later links read it
         next.step(j);
     }
@@ -338,7 +338,7 @@ template <class K, class T, combine C>
 struct reduce_root {
     K k;
     partial_operand<T, C> sink;
-    XGRAD_HOST_DEVICE XGRAD_INLINE void step(std::ptrdiff_t j) { sink.store(j, k.template fwd<T>(j).v); }
+    XGRAD_HD XGRAD_INLINE void step(std::ptrdiff_t j) { sink.store(j, k.template fwd<T>(j).v); }
     template <class F> void visit(F&& f) { k.visit(f); f(sink); }
 };
 
@@ -348,7 +348,7 @@ struct sum_backward_root {
     K k;
     partial_operand<T, combine::plus> sink;
     T g;
-    XGRAD_HOST_DEVICE XGRAD_INLINE void step(std::ptrdiff_t j) {
+    XGRAD_HD XGRAD_INLINE void step(std::ptrdiff_t j) {
         auto c = k.template fwd<T>(j);
         sink.store(j, c.v);
         k.bwd(j, c, g);
@@ -362,7 +362,7 @@ struct upstream_root {
     K k;
     input_operand<T> up;
     T scale;
-    XGRAD_HOST_DEVICE XGRAD_INLINE void step(std::ptrdiff_t j) {
+    XGRAD_HD XGRAD_INLINE void step(std::ptrdiff_t j) {
         auto c = k.template fwd<T>(j);
         k.bwd(j, c, T(up.load(j) * scale));
     }
@@ -375,7 +375,7 @@ struct count_equal_root {
     K k;
     input_operand<T> m;
     partial_operand<T, combine::plus> sink;
-    XGRAD_HOST_DEVICE XGRAD_INLINE void step(std::ptrdiff_t j) {
+    XGRAD_HD XGRAD_INLINE void step(std::ptrdiff_t j) {
         sink.store(j, k.template fwd<T>(j).v == m.load(j) ? T(1) : T(0));
     }
     template <class F> void visit(F&& f) { k.visit(f); f(m); f(sink); }
@@ -386,7 +386,7 @@ template <class K, class T>
 struct max_backward_root {
     K k;
     input_operand<T> up, m, count;
-    XGRAD_HOST_DEVICE XGRAD_INLINE void step(std::ptrdiff_t j) {
+    XGRAD_HD XGRAD_INLINE void step(std::ptrdiff_t j) {
         auto c = k.template fwd<T>(j);
         k.bwd(j, c, c.v == m.load(j) ? T(up.load(j) / count.load(j)) : T(0));
     }

@@ -19,7 +19,7 @@ struct bad_label_position {
     std::int64_t count, ignore;
     bool use_ignore;
     std::ptrdiff_t none;
-    XGRAD_HOST_DEVICE std::ptrdiff_t operator()(std::ptrdiff_t i) const {
+    XGRAD_HD std::ptrdiff_t operator()(std::ptrdiff_t i) const {
         const std::int64_t v = y[i];
         const bool ok = (use_ignore && v == ignore) || (v >= 0 && v < count);
         return ok ? none : i;
@@ -27,7 +27,7 @@ struct bad_label_position {
 };
 
 struct min_position {
-    XGRAD_HOST_DEVICE std::ptrdiff_t operator()(std::ptrdiff_t a, std::ptrdiff_t b) const { return a < b ? a : b; }
+    XGRAD_HD std::ptrdiff_t operator()(std::ptrdiff_t a, std::ptrdiff_t b) const { return a < b ? a : b; }
 };
 
 /// The first position of n labels at y that is out of range (see bad_label_position), or n.

@@ -39,7 +39,7 @@ struct bias_act_kernel {
     strided_index ib;
     T* y;
     T* pre;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t i) const {
+    XGRAD_HD void operator()(std::ptrdiff_t i) const {
         T v = z[iz(i)];
         if (bias) v += bias[ib(i)];
         if constexpr (Act::needs_pre) pre[i] = v;
@@ -54,7 +54,7 @@ struct act_backward_kernel {
     const T* y;
     const T* pre;
     T* dz;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t i) const {
+    XGRAD_HD void operator()(std::ptrdiff_t i) const {
         const T yi = y[i];
         dz[i] = g[i] * Act::df(Act::needs_pre ? pre[i] : yi, yi);
     }
@@ -119,7 +119,7 @@ struct im2col_kernel {
     const T* x;
     T* cols;
     conv_dims d;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t i) const {
+    XGRAD_HD void operator()(std::ptrdiff_t i) const {
         std::ptrdiff_t t = i;
         const std::ptrdiff_t j = t % d.OW;
         t /= d.OW;
@@ -142,7 +142,7 @@ struct col2im_kernel {
     const T* dcols;
     T* dx;
     conv_dims d;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t i) const {
+    XGRAD_HD void operator()(std::ptrdiff_t i) const {
         std::ptrdiff_t t = i;
         const std::ptrdiff_t w = t % d.W;
         t /= d.W;
@@ -259,11 +259,7 @@ struct device_kernels<dense_op<T, Act, Bias, TransB>, D> {
         }
         dz = sum_to(dz, g.out);  // the bias may have enlarged the output
         const std::size_t M = g.M, N = g.N, K = g.K, nb = g.batches();
-        if (nb == 0) {  // an empty batch: nothing flows back
-            for (std::size_t i = 0; i < 2; ++i)
-                if (gi[i]) gi[i]->fill(T(0));
-            return;
-        }
+        if (g.empty_batch_backward(gi)) return;
         const T* G = dz.data();
         const auto mn = static_cast<std::ptrdiff_t>(M * N);
         if (!g.b_batched) {  // b shared by every row of a: one GEMM each

@@ -33,7 +33,7 @@ struct embedding_gather {
     const T* w;
     T* y;
     std::size_t dim;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+    XGRAD_HD void operator()(std::ptrdiff_t k) const {
         const std::size_t i = static_cast<std::size_t>(k) / dim, j = static_cast<std::size_t>(k) - i * dim;
         y[k] = w[static_cast<std::size_t>(ids[i]) * dim + j];
     }
@@ -47,7 +47,7 @@ struct embedding_row_sums {
     const T* g;
     T* dw;
     std::size_t dim;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+    XGRAD_HD void operator()(std::ptrdiff_t k) const {
         const std::size_t r = static_cast<std::size_t>(k) / dim, j = static_cast<std::size_t>(k) - r * dim;
         T acc = 0;
         for (std::int64_t q = start[r]; q < start[r + 1]; ++q) acc += g[static_cast<std::size_t>(pos[q]) * dim + j];
@@ -65,7 +65,7 @@ struct bag_forward {
     T* y;
     std::size_t dim, bags, n;
     bool mean;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+    XGRAD_HD void operator()(std::ptrdiff_t k) const {
         const std::size_t b = static_cast<std::size_t>(k) / dim, j = static_cast<std::size_t>(k) - b * dim;
         const std::size_t s = static_cast<std::size_t>(off[b]), e = b + 1 < bags ? static_cast<std::size_t>(off[b + 1]) : n;
         T acc = 0;
@@ -84,7 +84,7 @@ struct bag_coefficient {
     T* coef;
     std::size_t bags, n;
     bool mean;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+    XGRAD_HD void operator()(std::ptrdiff_t k) const {
         const std::size_t b = static_cast<std::size_t>(bag[k]) - 1;
         bag[k] = static_cast<std::int64_t>(b);
         const std::size_t s = static_cast<std::size_t>(off[b]), e = b + 1 < bags ? static_cast<std::size_t>(off[b + 1]) : n;
@@ -102,7 +102,7 @@ struct bag_row_sums {
     const T* g;
     T* dw;
     std::size_t dim;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+    XGRAD_HD void operator()(std::ptrdiff_t k) const {
         const std::size_t r = static_cast<std::size_t>(k) / dim, j = static_cast<std::size_t>(k) - r * dim;
         T acc = 0;
         for (std::int64_t q = start[r]; q < start[r + 1]; ++q) {
@@ -122,7 +122,7 @@ struct bag_weight_grad {
     const T* w;
     T* dp;
     std::size_t dim;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+    XGRAD_HD void operator()(std::ptrdiff_t k) const {
         const T* gr = g + static_cast<std::size_t>(bag[k]) * dim;
         const T* wr = w + static_cast<std::size_t>(ids[k]) * dim;
         T acc = 0;
@@ -132,7 +132,7 @@ struct bag_weight_grad {
 };
 
 /// The i-th output of splitmix64 seeded with `seed`.
-XGRAD_HOST_DEVICE inline std::uint64_t counter_hash(std::uint64_t seed, std::uint64_t i) {
+XGRAD_HD inline std::uint64_t counter_hash(std::uint64_t seed, std::uint64_t i) {
     std::uint64_t z = seed + (i + 1) * 0x9e3779b97f4a7c15ULL;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
@@ -146,7 +146,7 @@ struct dropout_fill {
     std::uint64_t seed;
     std::uint64_t threshold;  // ceil(p 2^53): u < p  <=>  (hash >> 11) < threshold
     T keep;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t i) const {
+    XGRAD_HD void operator()(std::ptrdiff_t i) const {
         mask[i] = (counter_hash(seed, static_cast<std::uint64_t>(i)) >> 11) < threshold ? T(0) : keep;
     }
 };
@@ -209,7 +209,18 @@ struct device_kernels<embedding_bag_impl<T, D, Weighted>, D> {
                 o.index_error(thrust_backend::read_element<D>(o.indices.data() + bad), static_cast<std::size_t>(bad), rows));
     }
 
-    static tensor<T, D> forward(const op& o, const tensor<T, D>& w, const T* psw) {
+    static tensor<T, D> forward(const op& o, const tensor<T, D>& w)
+        requires(!Weighted)
+    {
+        return run(o, w, nullptr);
+    }
+    static tensor<T, D> forward(const op& o, const tensor<T, D>& w, const tensor<T, D>& psw)
+        requires Weighted
+    {
+        return run(o, w, psw.data());
+    }
+
+    static tensor<T, D> run(const op& o, const tensor<T, D>& w, const T* psw) {
         check(o, w.shape()[0]);  // the index tensors may have changed since the op was built
         const std::size_t dim = w.shape()[1];
         auto y = tensor<T, D>::uninitialized({o.bags(), dim});

@@ -1,7 +1,7 @@
 #pragma once
 // The line and window barrier ops on the Thrust devices: pooling, softmax/log_softmax,
 // cross_entropy/nll_loss, dropout, batch_norm/layer_norm and embedding, as specializations
-// of detail::device_kernels (ops/detail/device_kernels.hpp) that the ops' Impls forward to.
+// of detail::device_kernels (ops/detail/device_kernels.hpp), which op_node calls.
 #include "ops_embedding.hpp"
 #include "ops_norm.hpp"
 #include "ops_pool.hpp"

@@ -1,5 +1,6 @@
 #pragma once
-// batch_norm and layer_norm on the Thrust devices (ops/norm.hpp has the formulas).
+// batch_norm and layer_norm on the Thrust devices: only the drivers; the per-channel, per-row
+// and per-element formulas are ops/norm.hpp's, shared with the CPU.
 //   batch_norm: the per-channel sums are reductions of the fused engine over the {outer, C,
 //     inner} view (one loop + one merge each, parallel over every element); a launch over the
 //     C channels turns them into statistics (and the running update), and one launch over the
@@ -15,7 +16,7 @@ namespace xgrad::detail {
 
 namespace thrust_backend {
 
-/// Per channel c: mean[c] = mu; rstd[c] = 1/sqrt(var + eps); running statistics updated once.
+/// Per channel c: mean[c] = mu; rstd[c]; running statistics updated once (m values each).
 template <class T>
 struct batch_norm_stats {
     const T* mu;
@@ -24,79 +25,65 @@ struct batch_norm_stats {
     T* rstd;
     T* running_mean;  // null: no update
     T* running_var;
-    T momentum, eps, unbias;  // unbias = m / (m - 1)
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t c) const {
+    T momentum, eps;
+    std::size_t m;
+    XGRAD_HD void operator()(std::ptrdiff_t c) const {
         mean[c] = mu[c];
-        rstd[c] = T(1) / vm::sqrt(var[c] + eps);
-        if (running_mean) {
-            running_mean[c] = (T(1) - momentum) * running_mean[c] + momentum * mu[c];
-            running_var[c] = (T(1) - momentum) * running_var[c] + momentum * var[c] * unbias;
-        }
+        rstd[c] = norm_rstd(var[c], eps);
+        if (running_mean) batch_norm_update_running(running_mean[c], running_var[c], mu[c], var[c], momentum, m);
     }
 };
 
-/// Element k of channel c = (k / inner) % C: y = x a + b, a = gamma rstd, b = beta - mu a.
+/// Element k of channel c = (k / inner) % C: y = x a + b.
 template <class T>
 struct batch_norm_apply {
     const T *x, *gamma, *beta, *mean, *rstd;
     T* y;
     std::size_t C, inner;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+    XGRAD_HD void operator()(std::ptrdiff_t k) const {
         const std::size_t c = (static_cast<std::size_t>(k) / inner) % C;
-        const T a = gamma[c] * rstd[c], b = beta[c] - mean[c] * a;
-        y[k] = x[k] * a + b;
+        const auto ab = batch_norm_affine(gamma[c], beta[c], mean[c], rstd[c]);
+        y[k] = x[k] * ab.a + ab.b;
     }
 };
 
-/// Per channel, from sg = sum g and sgd = sum g (x - mu): dgamma, dbeta, and the coefficients
-/// of dx = a (g - mg - (x - mu) mgx) in coef[c], coef[C + c], coef[2C + c].
+/// Per channel, from sg = sum g and sgd = sum g (x - mu): dgamma, dbeta, and dx's coefficients.
 template <class T>
 struct batch_norm_grad_coefs {
     const T *sg, *sgd, *gamma, *rstd;
-    T *dgamma, *dbeta, *coef;
-    std::size_t C;
-    T m;
+    T *dgamma, *dbeta;
+    batch_norm_channel_grad<T>* coef;
+    std::size_t m;
     bool training;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t c) const {
-        const T rs = rstd[c], sgx = sgd[c] * rs;  // sum g xhat
-        if (dgamma) dgamma[c] = sgx;
-        if (dbeta) dbeta[c] = sg[c];
-        coef[c] = gamma[c] * rs;
-        coef[C + c] = training ? sg[c] / m : T(0);
-        coef[2 * C + c] = training ? sgx / m * rs : T(0);
+    XGRAD_HD void operator()(std::ptrdiff_t c) const {
+        const batch_norm_channel_grad<T> k = batch_norm_grad_of<T>(sg[c], sgd[c], gamma[c], rstd[c], m, training);
+        if (dgamma) dgamma[c] = k.dgamma;
+        if (dbeta) dbeta[c] = k.dbeta;
+        coef[c] = k;
     }
 };
 
 template <class T>
-struct batch_norm_dx {
-    const T *x, *g, *mean, *coef;
+struct batch_norm_dx_kernel {
+    const T *x, *g, *mean;
+    const batch_norm_channel_grad<T>* coef;
     T* dx;
     std::size_t C, inner;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+    XGRAD_HD void operator()(std::ptrdiff_t k) const {
         const std::size_t c = (static_cast<std::size_t>(k) / inner) % C;
-        dx[k] = coef[c] * (g[k] - coef[C + c] - (x[k] - mean[c]) * coef[2 * C + c]);
+        dx[k] = batch_norm_dx(x[k], g[k], mean[c], coef[c]);
     }
 };
 
-/// Row r of D values: mean and rstd (two passes, as the CPU's row_moments).
+/// Row r of D values: mean and rstd.
 template <class T>
 struct layer_norm_stats {
     const T* x;
     T *mean, *rstd;
     std::size_t D;
     T eps;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t r) const {
-        const T* xr = x + static_cast<std::size_t>(r) * D;
-        T s = 0;
-        for (std::size_t j = 0; j < D; ++j) s += xr[j];
-        const T mu = s / T(D);
-        T ss = 0;
-        for (std::size_t j = 0; j < D; ++j) {
-            const T d = xr[j] - mu;
-            ss += d * d;
-        }
-        mean[r] = mu;
-        rstd[r] = T(1) / vm::sqrt(ss / T(D) + eps);
+    XGRAD_HD void operator()(std::ptrdiff_t r) const {
+        layer_norm_row_stats(strided_lines<T>{D, 1}, x + static_cast<std::size_t>(r) * D, eps, mean[r], rstd[r]);
     }
 };
 
@@ -105,9 +92,9 @@ struct layer_norm_apply {
     const T *x, *gamma, *beta, *mean, *rstd;
     T* y;
     std::size_t D;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+    XGRAD_HD void operator()(std::ptrdiff_t k) const {
         const std::size_t r = static_cast<std::size_t>(k) / D, j = static_cast<std::size_t>(k) - r * D;
-        y[k] = (x[k] - mean[r]) * rstd[r] * gamma[j] + beta[j];
+        y[k] = layer_norm_y(x[k], gamma[j], beta[j], mean[r], rstd[r]);
     }
 };
 
@@ -117,29 +104,20 @@ struct layer_norm_row_sums {
     const T *x, *g, *gamma, *mean, *rstd;
     T *mg, *mgx;
     std::size_t D;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t r) const {
+    XGRAD_HD void operator()(std::ptrdiff_t r) const {
         const std::size_t b = static_cast<std::size_t>(r) * D;
-        const T mu = mean[r];
-        T s1 = 0, s2 = 0;
-        for (std::size_t j = 0; j < D; ++j) {
-            const T gg = g[b + j] * gamma[j];
-            s1 += gg;
-            s2 += gg * (x[b + j] - mu);
-        }
-        mg[r] = s1 / T(D);
-        mgx[r] = s2 * rstd[r] / T(D);
+        layer_norm_row_grad_means(strided_lines<T>{D, 1}, x + b, g + b, gamma, mean[r], rstd[r], mg[r], mgx[r]);
     }
 };
 
 template <class T>
-struct layer_norm_dx {
+struct layer_norm_dx_kernel {
     const T *x, *g, *gamma, *mean, *rstd, *mg, *mgx;
     T* dx;
     std::size_t D;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t k) const {
+    XGRAD_HD void operator()(std::ptrdiff_t k) const {
         const std::size_t r = static_cast<std::size_t>(k) / D, j = static_cast<std::size_t>(k) - r * D;
-        const T rs = rstd[r], xhat = (x[k] - mean[r]) * rs;
-        dx[k] = rs * (g[k] * gamma[j] - mg[r] - xhat * mgx[r]);
+        dx[k] = layer_norm_dx(x[k], g[k], gamma[j], mean[r], rstd[r], mg[r], mgx[r]);
     }
 };
 
@@ -149,11 +127,11 @@ struct layer_norm_column_sums {
     const T *x, *g, *mean, *rstd;
     T *dgamma, *dbeta;  // either may be null
     std::size_t rows, D;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t j) const {
+    XGRAD_HD void operator()(std::ptrdiff_t j) const {
         T sg = 0, sgx = 0;
         for (std::size_t r = 0; r < rows; ++r) {
             const std::size_t k = r * D + static_cast<std::size_t>(j);
-            sgx += g[k] * (x[k] - mean[r]) * rstd[r];
+            sgx += layer_norm_dgamma_term(x[k], g[k], mean[r], rstd[r]);
             sg += g[k];
         }
         if (dgamma) dgamma[j] = sgx;
@@ -193,8 +171,7 @@ struct device_kernels<batch_norm_impl<T, D>, D> {
         thrust_backend::for_each_index<D>(
             C, thrust_backend::batch_norm_stats<T>{mu.data(), var.data(), st.mean.data(), st.rstd.data(),
                                                    update ? o.running_mean.data() : nullptr,
-                                                   update ? o.running_var.data() : nullptr, o.momentum, o.eps,
-                                                   m > 1 ? T(m) / T(m - 1) : T(1)});
+                                                   update ? o.running_var.data() : nullptr, o.momentum, o.eps, m});
         auto y = tensor<T, D>::uninitialized(x.shape());
         thrust_backend::for_each_index<D>(x.size(), thrust_backend::batch_norm_apply<T>{x.data(), gamma.data(), beta.data(),
                                                                                        st.mean.data(), st.rstd.data(),
@@ -211,16 +188,18 @@ struct device_kernels<batch_norm_impl<T, D>, D> {
         const auto xg = grouped(x, l), gg = grouped(g, l);
         const auto sg = xgrad::eval(xgrad::sum(gg, {0, 2}));
         const auto sgd = xgrad::eval(xgrad::sum(gg * (xg - st.mean.reshape(shape_t{1, C, 1})), {0, 2}));
-        auto coef = tensor<T, D>::uninitialized({3, C});
+        // one batch_norm_channel_grad<T> (5 values) per channel
+        static_assert(sizeof(batch_norm_channel_grad<T>) == 5 * sizeof(T));
+        auto coef_store = tensor<T, D>::uninitialized({C, 5});
+        auto* coef = reinterpret_cast<batch_norm_channel_grad<T>*>(coef_store.data());
         thrust_backend::for_each_index<D>(
             C, thrust_backend::batch_norm_grad_coefs<T>{sg.data(), sgd.data(), in[1].data(), st.rstd.data(),
                                                         grad[1] ? grad[1]->data() : nullptr,
-                                                        grad[2] ? grad[2]->data() : nullptr, coef.data(), C, T(m),
-                                                        o.training});
+                                                        grad[2] ? grad[2]->data() : nullptr, coef, m, o.training});
         if (grad[0])
-            thrust_backend::for_each_index<D>(x.size(), thrust_backend::batch_norm_dx<T>{x.data(), g.data(), st.mean.data(),
-                                                                                        coef.data(), grad[0]->data(), C,
-                                                                                        l.inner});
+            thrust_backend::for_each_index<D>(
+                x.size(), thrust_backend::batch_norm_dx_kernel<T>{x.data(), g.data(), st.mean.data(), coef, grad[0]->data(),
+                                                                  C, l.inner});
     }
 };
 
@@ -254,7 +233,7 @@ struct device_kernels<layer_norm_impl<T, D>, D> {
                 rows, thrust_backend::layer_norm_row_sums<T>{x.data(), g.data(), in[1].data(), st.mean.data(),
                                                              st.rstd.data(), sums.data(), sums.data() + rows, Dn});
             thrust_backend::for_each_index<D>(
-                rows * Dn, thrust_backend::layer_norm_dx<T>{x.data(), g.data(), in[1].data(), st.mean.data(), st.rstd.data(),
+                rows * Dn, thrust_backend::layer_norm_dx_kernel<T>{x.data(), g.data(), in[1].data(), st.mean.data(), st.rstd.data(),
                                                             sums.data(), sums.data() + rows, grad[0]->data(), Dn});
         }
         if (grad[1] || grad[2])

@@ -17,7 +17,7 @@ struct pool_dims {
 inline pool_dims dims_of(const pool_geometry& g) { return {g.H, g.W, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw}; }
 
 /// Output indices [lo, hi) (of n) whose window of size k, stride s, padding pad covers input h.
-XGRAD_HOST_DEVICE inline void windows_covering(std::size_t h, std::size_t pad, std::size_t k, std::size_t s,
+XGRAD_HD inline void windows_covering(std::size_t h, std::size_t pad, std::size_t k, std::size_t s,
                                                std::size_t n, std::size_t& lo, std::size_t& hi) {
     lo = h + pad >= k ? (h + pad - k) / s + 1 : 0;
     hi = (h + pad) / s + 1;
@@ -25,7 +25,7 @@ XGRAD_HOST_DEVICE inline void windows_covering(std::size_t h, std::size_t pad, s
 }
 
 /// Output element o -> plane, row, column.
-XGRAD_HOST_DEVICE inline void split_index(std::size_t o, std::size_t rows, std::size_t cols, std::size_t& p,
+XGRAD_HD inline void split_index(std::size_t o, std::size_t rows, std::size_t cols, std::size_t& p,
                                           std::size_t& i, std::size_t& j) {
     const std::size_t plane = rows * cols;
     p = o / plane;
@@ -39,7 +39,7 @@ struct max_pool_forward {
     const T* x;
     T* y;
     pool_dims d;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t o) const {
+    XGRAD_HD void operator()(std::ptrdiff_t o) const {
         std::size_t p, i, j, r0, r1, c0, c1;
         split_index(static_cast<std::size_t>(o), d.OH, d.OW, p, i, j);
         pool_geometry::clip(i * d.sh, d.ph, d.kh, d.H, r0, r1);
@@ -56,7 +56,7 @@ struct max_pool_backward {
     const T* g;
     T* dx;
     pool_dims d;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t q) const {
+    XGRAD_HD void operator()(std::ptrdiff_t q) const {
         std::size_t p, h, w, i0, i1, j0, j1;
         split_index(static_cast<std::size_t>(q), d.H, d.W, p, h, w);
         windows_covering(h, d.ph, d.kh, d.sh, d.OH, i0, i1);
@@ -78,7 +78,7 @@ struct max_pool_backward {
 
 /// 1 / the divisor of window (i, j) of avg_pool2d, and the window.
 template <class T>
-XGRAD_HOST_DEVICE inline T avg_window(const pool_dims& d, bool include_pad, std::size_t i, std::size_t j,
+XGRAD_HD inline T avg_window(const pool_dims& d, bool include_pad, std::size_t i, std::size_t j,
                                       std::size_t& r0, std::size_t& r1, std::size_t& c0, std::size_t& c1) {
     pool_geometry::clip(i * d.sh, d.ph, d.kh, d.H, r0, r1);
     pool_geometry::clip(j * d.sw, d.pw, d.kw, d.W, c0, c1);
@@ -92,7 +92,7 @@ struct avg_pool_forward {
     T* y;
     pool_dims d;
     bool include_pad;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t o) const {
+    XGRAD_HD void operator()(std::ptrdiff_t o) const {
         std::size_t p, i, j, r0, r1, c0, c1;
         split_index(static_cast<std::size_t>(o), d.OH, d.OW, p, i, j);
         const T inv = avg_window<T>(d, include_pad, i, j, r0, r1, c0, c1);
@@ -110,7 +110,7 @@ struct avg_pool_backward {
     T* dx;
     pool_dims d;
     bool include_pad;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t q) const {
+    XGRAD_HD void operator()(std::ptrdiff_t q) const {
         std::size_t p, h, w, i0, i1, j0, j1;
         split_index(static_cast<std::size_t>(q), d.H, d.W, p, h, w);
         windows_covering(h, d.ph, d.kh, d.sh, d.OH, i0, i1);
@@ -131,7 +131,7 @@ struct adaptive_pool_forward {
     const T* x;
     T* y;
     std::size_t H, W, OH, OW;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t o) const {
+    XGRAD_HD void operator()(std::ptrdiff_t o) const {
         using A = adaptive_avg_pool2d_op<T>;
         std::size_t p, i, j;
         split_index(static_cast<std::size_t>(o), OH, OW, p, i, j);
@@ -152,7 +152,7 @@ struct adaptive_pool_backward {
     const T* g;
     T* dx;
     std::size_t H, W, OH, OW;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t q) const {
+    XGRAD_HD void operator()(std::ptrdiff_t q) const {
         using A = adaptive_avg_pool2d_op<T>;
         std::size_t p, h, w;
         split_index(static_cast<std::size_t>(q), H, W, p, h, w);

@@ -1,8 +1,8 @@
 #pragma once
-// softmax, log_softmax and the class losses (cross_entropy, nll_loss) on the Thrust devices
-// (ops/softmax.hpp and ops/loss.hpp have the formulas). One position per line along the axis
-// (per sample for the losses): it reads its line for the maximum, again for the sum of
-// exponentials, and writes its outputs, so forward and backward are one launch each.
+// softmax, log_softmax and the class losses (cross_entropy, nll_loss) on the Thrust devices:
+// only the drivers. The per-line formulas are ops/softmax.hpp's softmax_line(_backward) and
+// ops/loss.hpp's class_loss_sample(_backward), run here one line along the axis (one sample
+// for the losses) per position, so forward and backward are one launch each.
 #include <thrust/reduce.h>
 
 #include "../../ops/loss.hpp"
@@ -14,19 +14,9 @@ namespace xgrad::detail {
 namespace thrust_backend {
 
 /// The line of element o of [outer, n, inner] lines: its first offset (stride inner).
-XGRAD_HOST_DEVICE inline std::size_t line_start(std::size_t line, std::size_t n, std::size_t inner) {
+XGRAD_HD inline std::size_t line_start(std::size_t line, std::size_t n, std::size_t inner) {
     const std::size_t o = line / inner;
     return o * n * inner + (line - o * inner);
-}
-
-/// max and log(sum exp(z - max)) of n values at z with stride s (the CPU's logsumexp_line).
-template <class T>
-XGRAD_HOST_DEVICE inline void line_logsumexp(const T* z, std::size_t n, std::size_t s, T& m, T& ls) {
-    m = -std::numeric_limits<T>::infinity();
-    for (std::size_t i = 0; i < n; ++i) m = vm::max(m, z[i * s]);
-    T sum = 0;
-    for (std::size_t i = 0; i < n; ++i) sum += vm::exp(z[i * s] - m);
-    ls = vm::log(sum);
 }
 
 template <bool Log, class T>
@@ -34,25 +24,9 @@ struct softmax_forward {
     const T* x;
     T* y;
     std::size_t n, inner;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t line) const {
+    XGRAD_HD void operator()(std::ptrdiff_t line) const {
         const std::size_t b = line_start(static_cast<std::size_t>(line), n, inner);
-        const T* xl = x + b;
-        T* yl = y + b;
-        T m = -std::numeric_limits<T>::infinity();
-        for (std::size_t i = 0; i < n; ++i) m = vm::max(m, xl[i * inner]);
-        T sum = 0;
-        for (std::size_t i = 0; i < n; ++i) {
-            const T e = vm::exp(xl[i * inner] - m);
-            sum += e;
-            if constexpr (!Log) yl[i * inner] = e;
-        }
-        if constexpr (Log) {
-            const T ls = vm::log(sum);
-            for (std::size_t i = 0; i < n; ++i) yl[i * inner] = (xl[i * inner] - m) - ls;
-        } else {
-            const T r = T(1) / sum;
-            for (std::size_t i = 0; i < n; ++i) yl[i * inner] *= r;
-        }
+        softmax_line<Log>(strided_lines<T>{n, inner}, x + b, y + b);
     }
 };
 
@@ -62,35 +36,10 @@ struct softmax_backward {
     const T* y;
     T* dx;
     std::size_t n, inner;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t line) const {
+    XGRAD_HD void operator()(std::ptrdiff_t line) const {
         const std::size_t b = line_start(static_cast<std::size_t>(line), n, inner);
-        T acc = 0;  // sum g (log_softmax) or sum g y (softmax)
-        for (std::size_t i = 0; i < n; ++i) {
-            const std::size_t k = b + i * inner;
-            if constexpr (Log)
-                acc += g[k];
-            else
-                acc += g[k] * y[k];
-        }
-        for (std::size_t i = 0; i < n; ++i) {
-            const std::size_t k = b + i * inner;
-            if constexpr (Log)
-                dx[k] = g[k] - vm::exp(y[k]) * acc;
-            else
-                dx[k] = y[k] * (g[k] - acc);
-        }
+        softmax_line_backward<Log>(strided_lines<T>{n, inner}, g + b, y + b, dx + b);
     }
-};
-
-/// What one class-loss sample reads: labels, weights (null without), the constants.
-template <class T>
-struct class_loss_args {
-    const std::int64_t* labels;
-    const T* weight;  // {C} or null
-    std::size_t classes, inner;
-    std::int64_t ignore;
-    T smoothing, scale, wsum;
-    XGRAD_HOST_DEVICE T w(std::int64_t c) const { return weight ? weight[c] : T(1); }
 };
 
 template <class T, bool FromLogits>
@@ -98,28 +47,10 @@ struct class_loss_forward {
     const T* x;
     T* out;
     class_loss_args<T> a;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t i) const {
-        const std::int64_t y = a.labels[i];
-        if (y == a.ignore) {
-            out[i] = T(0) * a.scale;  // 0, or NaN when every label is ignored (see class_loss_impl::scale)
-            return;
-        }
-        const T* z = x + line_start(static_cast<std::size_t>(i), a.classes, a.inner);
-        const std::size_t s = a.inner;
-        T l;
-        if constexpr (FromLogits) {
-            T m, ls;
-            line_logsumexp(z, a.classes, s, m, ls);
-            l = (T(1) - a.smoothing) * a.w(y) * (ls - (z[y * s] - m));
-            if (a.smoothing != T(0)) {
-                T wz = 0;  // sum_c w_c (z_c - m)
-                for (std::size_t c = 0; c < a.classes; ++c) wz += a.w(static_cast<std::int64_t>(c)) * (z[c * s] - m);
-                l += a.smoothing / T(a.classes) * (a.wsum * ls - wz);
-            }
-        } else {
-            l = -a.w(y) * z[y * s];
-        }
-        out[i] = l * a.scale;
+    XGRAD_HD void operator()(std::ptrdiff_t i) const {
+        const auto s = static_cast<std::size_t>(i);
+        out[i] = class_loss_sample<FromLogits>(strided_lines<T>{a.classes, a.inner},
+                                               x + line_start(s, a.classes, a.inner), s, a);
     }
 };
 
@@ -129,30 +60,10 @@ struct class_loss_backward {
     const T* g;
     T* dx;
     class_loss_args<T> a;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t i) const {
-        const std::size_t first = line_start(static_cast<std::size_t>(i), a.classes, a.inner), s = a.inner;
-        T* d = dx + first;
-        const std::int64_t y = a.labels[i];
-        if (y == a.ignore) {
-            for (std::size_t c = 0; c < a.classes; ++c) d[c * s] = T(0);
-            return;
-        }
-        const T gs = g[i] * a.scale, wy = a.w(y);
-        if constexpr (FromLogits) {
-            const T* z = x + first;
-            T m, ls;
-            line_logsumexp(z, a.classes, s, m, ls);
-            const T e = a.smoothing / T(a.classes);
-            const T coef = gs * ((T(1) - a.smoothing) * wy + e * a.wsum);
-            for (std::size_t c = 0; c < a.classes; ++c) {
-                T v = coef * vm::exp((z[c * s] - m) - ls) - gs * e * a.w(static_cast<std::int64_t>(c));
-                if (static_cast<std::int64_t>(c) == y) v -= gs * (T(1) - a.smoothing) * wy;
-                d[c * s] = v;
-            }
-        } else {
-            for (std::size_t c = 0; c < a.classes; ++c) d[c * s] = T(0);
-            d[y * s] = -gs * wy;
-        }
+    XGRAD_HD void operator()(std::ptrdiff_t i) const {
+        const auto s = static_cast<std::size_t>(i);
+        const std::size_t first = line_start(s, a.classes, a.inner);
+        class_loss_sample_backward<FromLogits>(strided_lines<T>{a.classes, a.inner}, x + first, dx + first, s, g[i], a);
     }
 };
 
@@ -162,7 +73,7 @@ struct counted_weight {
     const std::int64_t* labels;
     const T* weight;
     std::int64_t ignore;
-    XGRAD_HOST_DEVICE T operator()(std::ptrdiff_t i) const {
+    XGRAD_HD T operator()(std::ptrdiff_t i) const {
         const std::int64_t y = labels[i];
         return y == ignore ? T(0) : (weight ? weight[y] : T(1));
     }
@@ -207,10 +118,10 @@ struct device_kernels<class_loss_impl<T, FromLogits, D>, D> {
     }
 
     /// The constants of both kernels: scale (1 / the counted weight for the mean) and W.
-    static thrust_backend::class_loss_args<T> args(const op& o, const shape_t& s) {
+    static class_loss_args<T> args(const op& o, const shape_t& s) {
         const std::size_t n = s[0], classes = s[1];
         const T* w = o.weighted ? o.weight.data() : nullptr;
-        thrust_backend::class_loss_args<T> a{o.labels.data(), w,        classes, o.labels.size() / (n ? n : 1),
+        class_loss_args<T> a{o.labels.data(), w,        classes, o.labels.size() / (n ? n : 1),
                                              o.ignore_index,  o.smoothing, T(1),  T(classes)};
         auto policy = thrust_backend::system<D>::policy();
         if (o.mean) {

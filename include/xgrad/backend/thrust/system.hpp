@@ -146,7 +146,7 @@ struct strided_index {
     std::ptrdiff_t extent[max_rank] = {};
     std::ptrdiff_t stride[max_rank] = {};
 
-    XGRAD_HOST_DEVICE XGRAD_INLINE std::ptrdiff_t operator()(std::ptrdiff_t j) const {
+    XGRAD_HD XGRAD_INLINE std::ptrdiff_t operator()(std::ptrdiff_t j) const {
         if (rank == 1) return j * stride[0];  // the common case after collapsing: no division
         std::ptrdiff_t off = 0;
         // not unrolled: each step is a 64-bit division, and every leaf of every kernel has one

@@ -24,21 +24,21 @@ struct fill_strided {
     T* dst;
     strided_index ix;
     T v;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t i) const { dst[ix(i)] = v; }
+    XGRAD_HD void operator()(std::ptrdiff_t i) const { dst[ix(i)] = v; }
 };
 template <class From, class To>
 struct gather {  // dst[i] = src[ix(i)]
     const From* src;
     To* dst;
     strided_index ix;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t i) const { dst[i] = static_cast<To>(src[ix(i)]); }
+    XGRAD_HD void operator()(std::ptrdiff_t i) const { dst[i] = static_cast<To>(src[ix(i)]); }
 };
 template <class T>
 struct scatter {  // dst[ix(i)] = src[i]
     const T* src;
     T* dst;
     strided_index ix;
-    XGRAD_HOST_DEVICE void operator()(std::ptrdiff_t i) const { dst[ix(i)] = src[i]; }
+    XGRAD_HD void operator()(std::ptrdiff_t i) const { dst[ix(i)] = src[i]; }
 };
 
 }  // namespace detail::thrust_backend

@@ -1,6 +1,9 @@
 #pragma once
 // Barrier ops on devices other than the CPU. An op's Impl (see expr/op_node.hpp) holds its CPU
-// kernels; a device backend adds the same op's kernels for its devices by specializing
+// kernels, and op_node calls every kernel through detail::device_kernels<Impl, D> (declared in
+// expr/op_node.hpp; unspecialized, it forwards to the Impl's own kernels: the CPU's, or those of
+// a device-generic op such as reshape). A device backend adds an op's kernels for its devices
+// by specializing
 //
 //   template <...> struct device_kernels<Impl, D> {
 //       static constexpr bool available = true;
@@ -10,26 +13,22 @@
 //                            std::array<tensor<T, D>*, N> grad_inputs);
 //   };
 //
-// and the Impl overloads its forward/backward over tensor<T, D> for the devices where
-// has_device_kernels<Impl, D> holds, forwarding to it. The kernels themselves live with the
-// backend (backend/thrust/ops_nn.hpp for the Thrust devices), so a CPU-only build never
-// compiles them, and an op handed operands on a device without kernels still fails with
-// op_node's "no kernel on the operands' device" message.
+// and nothing in the op's own file changes. The kernels themselves live with the backend
+// (backend/thrust/ops_nn.hpp for the Thrust devices), so a CPU-only build never compiles them,
+// and an op handed operands on a device without kernels fails with op_node's "no kernel on the
+// operands' device" message. Per-line formulas that both sides evaluate are XGRAD_HD templates
+// in the op's file (softmax_line, class_loss_sample, layer_norm_row_stats, window_argmax ...),
+// over the line walkers of line.hpp; the backends keep only their drivers.
 #include <concepts>
 #include <type_traits>
 
-#include "../../expr/node.hpp"
+#include "../../expr/op_node.hpp"
 
 namespace xgrad::detail {
 
-/// The kernels of barrier op Impl on device D; none unless a device backend specializes it.
+/// Whether a device backend supplies Impl's kernels (or, for dropout_mask, its mask) on D.
 template <class Impl, class D>
-struct device_kernels {
-    static constexpr bool available = false;
-};
-
-template <class Impl, class D>
-concept has_device_kernels = (!std::same_as<D, device::cpu>) && device_kernels<Impl, D>::available;
+concept has_device_kernels = device_kernels<Impl, D>::available;
 
 /// The device an op over expressions E... runs on (the CPU when every operand is a constant).
 template <class... E>

@@ -57,14 +57,14 @@ inline std::string position_string(std::size_t flat, const shape_t& s) {
 
 // --- SIMD helpers: V is T or simd_t<T> ------------------------------------------------
 template <class V, class T>
-XGRAD_INLINE V load(const T* p) {
+XGRAD_HD XGRAD_INLINE V load(const T* p) {
     if constexpr (is_batch_v<V>)
         return V::load_unaligned(p);
     else
         return *p;
 }
 template <class V, class T>
-XGRAD_INLINE void store(V v, T* p) {
+XGRAD_HD XGRAD_INLINE void store(V v, T* p) {
     if constexpr (is_batch_v<V>)
         v.store_unaligned(p);
     else
