@@ -41,14 +41,10 @@ args parse(int argc, char** argv) {
     args a;
     xgrad_example::cli c(argc, argv, usage_text);
     for (std::string k; c.next(k);) {
-        if (k == "--net") a.net = c.value();
-        else if (k == "--data-dir") a.data_dir = c.value();
-        else if (k == "--generate") a.generate = c.value();
-        else if (k == "--epochs") a.epochs = c.count();
-        else if (k == "--batch-size") a.batch_size = c.count();
+        if (xgrad_example::training_option(c, k, a)) continue;
+        if (k == "--generate") a.generate = c.value();
         else if (k == "--steps") a.steps = c.count();
         else if (k == "--records") a.records = c.count();
-        else if (k == "--lr") a.lr = c.real();
         else c.fail("unknown option " + k);
     }
     if (a.net != "keras" && a.net != "torch") c.fail("--net must be keras or torch");

@@ -52,16 +52,12 @@ args parse(int argc, char** argv) {
     args a;
     xgrad_example::cli c(argc, argv, usage_text);
     for (std::string k; c.next(k);) {
+        if (xgrad_example::training_option(c, k, a)) continue;
         if (k == "--mode") a.mode = c.value();
-        else if (k == "--epochs") a.epochs = c.count();
         else if (k == "--finetune") a.finetune = c.count();
         else if (k == "--calib-batches") a.calib_batches = c.count();
-        else if (k == "--limit") a.limit = c.count();
-        else if (k == "--seed") a.seed = c.count();
         else if (k == "--sparsity") a.sparsity = c.real();
-        else if (k == "--data-dir") a.data_dir = c.value();
         else if (k == "--load") a.load = c.value();
-        else if (k == "--save") a.save = c.value();
         else if (k == "--out-dir") a.out_dir = c.value();
         else c.fail("unknown option " + k);
     }

@@ -65,6 +65,32 @@ private:
     int i_ = 0;
 };
 
+/// Reads the options the training examples share into the members of `a` that exist (net,
+/// epochs, batch_size, limit, seed, lr, data_dir, save); false when `key` is none of them:
+///
+///   for (std::string k; c.next(k);)
+///       if (!training_option(c, k, a)) { if (k == "--workers") a.workers = c.count(); else c.fail(...); }
+template <class A>
+bool training_option(cli& c, const std::string& key, A& a) {
+    if constexpr (requires { a.net = std::string(); })
+        if (key == "--net") return a.net = c.value(), true;
+    if constexpr (requires { a.epochs = std::size_t(); })
+        if (key == "--epochs") return a.epochs = c.count(), true;
+    if constexpr (requires { a.batch_size = std::size_t(); })
+        if (key == "--batch-size") return a.batch_size = c.count(), true;
+    if constexpr (requires { a.limit = std::size_t(); })
+        if (key == "--limit") return a.limit = c.count(), true;
+    if constexpr (requires { a.seed = std::size_t(); })
+        if (key == "--seed") return a.seed = c.count(), true;
+    if constexpr (requires { a.lr = 1.0; })
+        if (key == "--lr") return a.lr = c.real(), true;
+    if constexpr (requires { a.data_dir = std::string(); })
+        if (key == "--data-dir") return a.data_dir = c.value(), true;
+    if constexpr (requires { a.save = std::string(); })
+        if (key == "--save") return a.save = c.value(), true;
+    return false;
+}
+
 /// The first n samples of a dataset (all of it when n is 0 or too large): for quick runs.
 inline xgrad::data::tensor_dataset<std::uint8_t> first(const xgrad::data::tensor_dataset<std::uint8_t>& d,
                                                        std::size_t n) {

@@ -62,15 +62,8 @@ args parse(int argc, char** argv) {
     args a;
     xgrad_example::cli c(argc, argv, usage_text);
     for (std::string k; c.next(k);) {
-        if (k == "--net") a.net = c.value();
-        else if (k == "--epochs") a.epochs = c.count();
-        else if (k == "--batch-size") a.batch_size = c.count();
-        else if (k == "--limit") a.limit = c.count();
-        else if (k == "--workers") a.workers = c.count();
-        else if (k == "--seed") a.seed = c.count();
-        else if (k == "--lr") a.lr = c.real();
-        else if (k == "--data-dir") a.data_dir = c.value();
-        else if (k == "--save") a.save = c.value();
+        if (xgrad_example::training_option(c, k, a)) continue;
+        if (k == "--workers") a.workers = c.count();
         else if (k == "--device") a.device = c.value();
         else c.fail("unknown option " + k);
     }

@@ -50,18 +50,11 @@ args parse(int argc, char** argv) {
     args a;
     xgrad_example::cli c(argc, argv, usage_text);
     for (std::string k; c.next(k);) {
-        if (k == "--net") a.net = c.value();
-        else if (k == "--epochs") a.epochs = c.count();
-        else if (k == "--batch-size") a.batch_size = c.count();
-        else if (k == "--limit") a.limit = c.count();
-        else if (k == "--seed") a.seed = c.count();
-        else if (k == "--at-step") a.at_step = c.count();
+        if (xgrad_example::training_option(c, k, a)) continue;
+        if (k == "--at-step") a.at_step = c.count();
         else if (k == "--fail-rank") a.fail_rank = static_cast<long>(c.count());
         else if (k == "--hang-rank") a.hang_rank = static_cast<long>(c.count());
-        else if (k == "--lr") a.lr = c.real();
         else if (k == "--timeout") a.timeout = c.real();
-        else if (k == "--data-dir") a.data_dir = c.value();
-        else if (k == "--save") a.save = c.value();
         else c.fail("unknown option " + k);
     }
     if (a.net != "keras" && a.net != "torch" && a.net != "mlp") c.fail("--net must be keras, torch or mlp");

@@ -23,57 +23,21 @@
 #include <sstream>
 #include <vector>
 
+#include "distributed_check.hpp"
+
 namespace nn = xgrad::nn;
 namespace dist = xgrad::distributed;
 using xgrad::tensor;
+using mlp = distributed_check::mlp<>;
+using distributed_check::flat;
+using distributed_check::gather;
+using distributed_check::identical_on_all_ranks;
 
 namespace {
 
 struct mpi_fixture {
     dist::environment env{dist::environment_options{.timeout_s = 60}};
 };
-
-/// 5 -> 16 -> 3 with tanh; every rank draws the same values from `seed` unless told otherwise.
-struct mlp : nn::module<mlp> {
-    xgrad::parameter<float> w1, b1, w2, b2;
-    explicit mlp(std::uint64_t seed) {
-        xgrad::rng g(seed);
-        w1 = xgrad::param(xgrad::randn<float>({16, 5}, g, 0.f, 0.5f));
-        b1 = xgrad::param(xgrad::randn<float>({16}, g, 0.f, 0.1f));
-        w2 = xgrad::param(xgrad::randn<float>({3, 16}, g, 0.f, 0.3f));
-        b2 = xgrad::param(xgrad::zeros<float>({3}));
-    }
-    template <class X>
-    auto forward(X&& x) {
-        return xgrad::linear(xgrad::tanh(xgrad::linear(std::forward<X>(x), w1, b1)), w2, b2);
-    }
-    XGRAD_MODULE(w1, b1, w2, b2)
-};
-
-std::vector<float> flat(mlp& m) {
-    std::vector<float> v;
-    for (auto& p : m.parameters())
-        for (float f : p.value().to_vector()) v.push_back(f);
-    return v;
-}
-
-/// Every rank's copy of `v` (rank-major).
-template <class T>
-std::vector<T> gather(const std::vector<T>& v) {
-    std::vector<T> all(v.size() * static_cast<std::size_t>(dist::size()));
-    MPI_Allgather(v.data(), static_cast<int>(v.size() * sizeof(T)), MPI_BYTE, all.data(),
-                  static_cast<int>(v.size() * sizeof(T)), MPI_BYTE, MPI_COMM_WORLD);
-    return all;
-}
-
-/// True when every rank holds exactly the same bytes.
-bool identical_on_all_ranks(const std::vector<float>& v) {
-    const auto all = gather(v);
-    for (int r = 1; r < dist::size(); ++r)
-        if (std::memcmp(all.data(), all.data() + static_cast<std::size_t>(r) * v.size(), v.size() * sizeof(float)))
-            return false;
-    return true;
-}
 
 /// A global batch of n samples: 5 features, 3 classes.
 std::pair<tensor<float>, tensor<std::int64_t>> global_batch(std::size_t n) {
@@ -115,28 +79,7 @@ BOOST_AUTO_TEST_CASE(ddp_steps_equal_a_single_process_run_on_the_global_batch) {
     for (const dist::reducer_options ro : {dist::reducer_options{.bucket_bytes = 64},
                                            dist::reducer_options{},
                                            dist::reducer_options{.bucket_bytes = 64, .non_blocking = false}}) {
-        mlp single(5), ddp(5 + static_cast<std::uint64_t>(dist::rank()));
-        xgrad::optim::adam<float> ref_opt(single.parameters(), {.lr = 0.05});
-        dist::distributed_optimizer opt(xgrad::optim::adam<float>(ddp.parameters(), {.lr = 0.05}), ro);
-        opt.broadcast_parameters();
-        for (int step = 0; step < 6; ++step) {
-            ref_opt.zero_grad();
-            xgrad::backward(xgrad::cross_entropy(single(x), y));
-            ref_opt.step();
-            opt.zero_grad();
-            xgrad::backward(xgrad::cross_entropy(ddp(xs), ys));
-            opt.step();
-        }
-        const auto mine = flat(ddp), want = flat(single);
-        BOOST_TEST(identical_on_all_ranks(mine));
-        // float sums in another order: |difference| <= 1e-6 + 1e-4 |value| (Adam divides by
-        // sqrt(v), which magnifies rounding in the smallest gradients)
-        BOOST_TEST_REQUIRE(mine.size() == want.size());
-        for (std::size_t i = 0; i < mine.size(); ++i)
-            BOOST_TEST(std::abs(mine[i] - want[i]) <= 1e-6f + 1e-4f * std::abs(want[i]), "parameter element " << i << ": "
-                                                                                      << mine[i] << " vs " << want[i]);
-        mlp untrained(5);
-        BOOST_TEST(mine != flat(untrained));  // it did train
+        distributed_check::check_ddp_matches_single(x, y, xs, ys, ro);
     }
 }
 

@@ -22,6 +22,7 @@
 #include <memory>
 #include <vector>
 
+#include "../distributed_check.hpp"
 #include "cuda_suite_main.hpp"
 
 #ifndef XGRAD_HAVE_NCCL
@@ -33,46 +34,11 @@ namespace dist = xgrad::distributed;
 using gpu = xgrad::device::cuda;
 template <class T>
 using dtensor = xgrad::tensor<T, gpu>;
+using distributed_check::flat;
+using distributed_check::identical_on_all_ranks;
+using distributed_check::mlp;
 
 namespace {
-
-/// 5 -> 16 -> 3 with tanh on Device; every rank draws the same values from `seed`.
-template <class Device>
-struct mlp : nn::module<mlp<Device>> {
-    xgrad::parameter<float, Device> w1, b1, w2, b2;
-    explicit mlp(std::uint64_t seed) {
-        xgrad::rng g(seed);
-        w1 = xgrad::param(xgrad::to<Device>(xgrad::randn<float>({16, 5}, g, 0.f, 0.5f)));
-        b1 = xgrad::param(xgrad::to<Device>(xgrad::randn<float>({16}, g, 0.f, 0.1f)));
-        w2 = xgrad::param(xgrad::to<Device>(xgrad::randn<float>({3, 16}, g, 0.f, 0.3f)));
-        b2 = xgrad::param(xgrad::zeros<float, Device>({3}));
-    }
-    template <class X>
-    auto forward(X&& x) {
-        return xgrad::linear(xgrad::tanh(xgrad::linear(std::forward<X>(x), w1, b1)), w2, b2);
-    }
-    XGRAD_MODULE(w1, b1, w2, b2)
-};
-
-template <class Device>
-std::vector<float> flat(mlp<Device>& m) {
-    std::vector<float> v;
-    for (auto& p : m.parameters())
-        for (float f : p.value().to_vector()) v.push_back(f);
-    return v;
-}
-
-/// True when every rank holds exactly the same bytes.
-bool identical_on_all_ranks(const std::vector<float>& v) {
-    const int n = dist::size();
-    std::vector<float> all(v.size() * static_cast<std::size_t>(n));
-    MPI_Allgather(v.data(), static_cast<int>(v.size() * sizeof(float)), MPI_BYTE, all.data(),
-                  static_cast<int>(v.size() * sizeof(float)), MPI_BYTE, MPI_COMM_WORLD);
-    for (int r = 1; r < n; ++r)
-        if (std::memcmp(all.data(), all.data() + static_cast<std::size_t>(r) * v.size(), v.size() * sizeof(float)))
-            return false;
-    return true;
-}
 
 }  // namespace
 
@@ -170,28 +136,7 @@ BOOST_AUTO_TEST_CASE(ddp_steps_equal_a_single_process_run_on_the_global_batch) {
     const auto yg = xgrad::to<gpu>(y);
 
     for (const dist::reducer_options ro : {dist::reducer_options{.bucket_bytes = 64}, dist::reducer_options{}}) {
-        mlp<gpu> single(5), ddp(5 + static_cast<std::uint64_t>(dist::rank()));
-        xgrad::optim::adam<float, gpu> ref_opt(single.parameters(), {.lr = 0.05});
-        dist::distributed_optimizer opt(xgrad::optim::adam<float, gpu>(ddp.parameters(), {.lr = 0.05}), ro);
-        opt.broadcast_parameters();
-        for (int step = 0; step < 6; ++step) {
-            ref_opt.zero_grad();
-            xgrad::backward(xgrad::cross_entropy(single(xg), yg));
-            ref_opt.step();
-            opt.zero_grad();
-            xgrad::backward(xgrad::cross_entropy(ddp(xs), ys));
-            opt.step();
-        }
-        const auto mine = flat(ddp), want = flat(single);
-        BOOST_TEST(identical_on_all_ranks(mine));
-        BOOST_TEST_REQUIRE(mine.size() == want.size());
-        // float sums in another order: |difference| <= 1e-6 + 1e-4 |value| (Adam divides by
-        // sqrt(v), which magnifies rounding in the smallest gradients)
-        for (std::size_t i = 0; i < mine.size(); ++i)
-            BOOST_TEST(std::abs(mine[i] - want[i]) <= 1e-6f + 1e-4f * std::abs(want[i]),
-                       "parameter element " << i << ": " << mine[i] << " vs " << want[i]);
-        mlp<gpu> untrained(5);
-        BOOST_TEST(mine != flat(untrained));  // it did train
+        distributed_check::check_ddp_matches_single(xg, yg, xs, ys, ro);
     }
 }
 
