@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE tensor
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <sstream>
 
@@ -139,4 +140,39 @@ BOOST_AUTO_TEST_CASE(absurd_shapes_are_rejected_not_overflowed) {
     BOOST_CHECK_THROW(xgrad::empty<float>({1u << 31, 1u << 31, 1u << 31}), xgrad::value_error);
     auto z = xgrad::empty<float>({0, std::size_t{1} << 40, std::size_t{1} << 40});  // zero elements: fine
     BOOST_TEST(z.size() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(large_blocks_are_reused_up_to_the_cache_limit) {
+    using cache = xgrad::detail::storage_cache;
+    auto& c = cache::instance();
+    const std::size_t old_limit = xgrad::storage_cache_bytes();
+    // size classes: whole alignment units below min_bytes, eighths of a power of two above
+    BOOST_TEST(cache::size_class(1) == xgrad::alignment);
+    BOOST_TEST(cache::size_class(cache::min_bytes) == cache::min_bytes);
+    BOOST_TEST(cache::size_class(cache::min_bytes + 1) == cache::min_bytes + cache::min_bytes / 8);
+    BOOST_TEST(cache::size_class(1000000) == 1048576u);  // 2^19 * 2 = 1 MiB: 1,000,000 > 7/8 MiB
+
+    xgrad::set_storage_cache_bytes(std::size_t(64) << 20);
+    const std::size_t n = 300000;  // 1.2 MB of floats
+    const float* first = nullptr;
+    {
+        auto a = xgrad::empty<float>({n});
+        first = a.data();
+        BOOST_TEST(reinterpret_cast<std::uintptr_t>(first) % xgrad::alignment == 0u);
+    }
+    BOOST_TEST(c.held() >= n * sizeof(float));
+    const std::size_t hits = c.hits();
+    {
+        auto b = xgrad::zeros<float>({n - 1000});  // same size class: the same block, zeroed
+        BOOST_TEST(b.data() == first);
+        BOOST_TEST(c.hits() == hits + 1);
+        const auto v = b.to_vector();
+        BOOST_TEST(std::all_of(v.begin(), v.end(), [](float x) { return x == 0.f; }));
+    }
+    // a smaller limit frees what is over it; 0 disables the cache
+    xgrad::set_storage_cache_bytes(0);
+    BOOST_TEST(c.held() == 0u);
+    { auto d = xgrad::empty<float>({n}); }
+    BOOST_TEST(c.held() == 0u);
+    xgrad::set_storage_cache_bytes(old_limit);
 }

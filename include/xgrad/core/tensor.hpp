@@ -20,6 +20,7 @@
 #include "error.hpp"
 #include "rng.hpp"
 #include "shape.hpp"
+#include "storage_cache.hpp"
 
 namespace xgrad {
 
@@ -41,15 +42,15 @@ inline std::atomic<std::size_t>& allocation_count() {
     return n;
 }
 
-/// 64-byte aligned, uninitialised storage for n elements (never null, even for n == 0).
+/// 64-byte aligned, uninitialised storage for n elements (never null, even for n == 0); large
+/// blocks come from and go back to the storage cache (core/storage_cache.hpp).
 template <class T>
 std::shared_ptr<T> allocate(std::size_t n) {
     allocation_count().fetch_add(1, std::memory_order_relaxed);
     static_assert(std::is_trivially_copyable_v<T>, "xgrad tensors hold trivially copyable element types");
-    std::size_t bytes = std::max<std::size_t>(n * sizeof(T), 1);
-    bytes = (bytes + alignment - 1) / alignment * alignment;
-    void* p = ::operator new(bytes, std::align_val_t{alignment});
-    return std::shared_ptr<T>(static_cast<T*>(p), [](T* q) { ::operator delete(q, std::align_val_t{alignment}); });
+    const std::size_t bytes = storage_cache::size_class(std::max<std::size_t>(n * sizeof(T), 1));
+    void* p = storage_cache::instance().get(bytes);
+    return std::shared_ptr<T>(static_cast<T*>(p), [bytes](T* q) { storage_cache::instance().put(q, bytes); });
 }
 
 /// Calls f(offset) for every element of a strided layout, in row-major order.

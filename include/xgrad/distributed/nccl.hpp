@@ -28,7 +28,10 @@
 #include <utility>
 #include <vector>
 
-#include "../device.hpp"
+#include "../backend/thrust/system.hpp"
+#include "../backend/thrust/tensor.hpp"
+#include "../backend/thrust/engine.hpp"
+#include "../core/transfer.hpp"
 #include "environment.hpp"
 #include "reducer.hpp"
 
