@@ -33,6 +33,7 @@
 #include "../backend/cpu/gemm_int8.hpp"
 #include "../core/error.hpp"
 #include "../io/safetensors.hpp"
+#include "../ops/detail/layout.hpp"
 #include "conv.hpp"
 #include "linear.hpp"
 #include "module.hpp"
@@ -96,11 +97,8 @@ inline void quantize_rows_uint8(const float* x, std::size_t M, std::size_t K, st
                                 std::vector<std::uint8_t>& a) {
     a.resize(M * kp);
     const float inv = 1.0f / p.scale, z = static_cast<float>(p.zero_point);
-    std::size_t nt = M * K >= (std::size_t{1} << 16) ? std::min(num_threads(), M) : 1;
-    const std::size_t per = (M + nt - 1) / std::max<std::size_t>(nt, 1);
-    xgrad::detail::parallel_run(nt, [&](std::size_t t) {
-        for (std::size_t m = t * per; m < std::min(M, (t + 1) * per); ++m)
-            quantize_row_uint8(x + m * K, K, kp, inv, z, a.data() + m * kp);
+    xgrad::detail::parallel_rows(M, K, [&](std::size_t m0, std::size_t m1) {
+        for (std::size_t m = m0; m < m1; ++m) quantize_row_uint8(x + m * K, K, kp, inv, z, a.data() + m * kp);
     });
 }
 
