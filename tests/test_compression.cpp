@@ -287,6 +287,44 @@ BOOST_AUTO_TEST_CASE(int8_gemm_is_exact) {
     BOOST_CHECK_THROW(quant::packed_int8_weights(big.data(), 1, big.size()), value_error);
 }
 
+BOOST_AUTO_TEST_CASE(int8_gemm_float_epilogue_over_k_blocks) {
+    // K = 1300: the VNNI kernel sums K in several blocks, keeping the partial int32 sums in the
+    // float output between them; the epilogue (zero point, scales, bias, relu) runs on the last
+    std::mt19937 gen(5);
+    const std::size_t M = 13, N = 70, K = 1300;
+    std::vector<std::uint8_t> a(M * K);
+    std::vector<std::int8_t> b(N * K);
+    for (auto& v : a) v = static_cast<std::uint8_t>(gen() % 256);
+    for (auto& v : b) v = static_cast<std::int8_t>(static_cast<int>(gen() % 255) - 127);
+    std::vector<float> ws(N), bias(N);
+    for (std::size_t j = 0; j < N; ++j) ws[j] = 1e-4f * static_cast<float>(1 + j % 7), bias[j] = 0.5f * static_cast<float>(j % 5) - 1;
+    std::vector<std::int32_t> c(M * N);
+    quant::int8_gemm_reference(a.data(), b.data(), c.data(), M, N, K);
+    quant::packed_int8_weights w(b.data(), N, K);
+    std::vector<std::uint8_t> ap(M * w.kp, 0);
+    for (std::size_t m = 0; m < M; ++m) std::copy_n(a.data() + m * K, K, ap.data() + m * w.kp);
+    const float as = 0.003f;
+    const std::int32_t z = 131;
+    for (bool relu : {false, true}) {
+        std::vector<float> got(M * N, -7), portable(M * N, -7);
+        const quant::int8_epilogue e{.c = got.data(), .a_scale = as, .a_zero_point = z, .w_scale = ws.data(), .bias = bias.data(), .relu = relu};
+        quant::int8_gemm(ap.data(), M, w, e, 2);
+        auto ep = e;
+        ep.c = portable.data();
+        for (std::size_t j0 = 0; j0 < w.np; j0 += 64) quant::detail::int8_kernel_portable(ap.data(), 0, M, j0, w, ep);
+        int negatives = 0;
+        for (std::size_t m = 0; m < M; ++m)
+            for (std::size_t j = 0; j < N; ++j) {
+                double want = static_cast<double>(as) * ws[j] * (static_cast<double>(c[m * N + j]) - static_cast<double>(z) * w.row_sum[j]) + bias[j];
+                negatives += want < 0;
+                if (relu) want = std::max(want, 0.0);
+                BOOST_TEST_REQUIRE(std::abs(got[m * N + j] - want) <= 1e-5 * (1 + std::abs(want)), "m " << m << " n " << j << " relu " << relu);
+                BOOST_TEST_REQUIRE(std::abs(portable[m * N + j] - want) <= 1e-5 * (1 + std::abs(want)), "portable m " << m << " n " << j);
+            }
+        BOOST_TEST(negatives > 100);  // relu has something to clip
+    }
+}
+
 // --- quantized layers ------------------------------------------------------------------------
 
 namespace {

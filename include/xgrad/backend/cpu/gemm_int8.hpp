@@ -32,6 +32,7 @@
 #include "../../core/error.hpp"
 #include "thread_pool.hpp"
 
+
 namespace xgrad::quant {
 
 /// True when the int8 GEMM runs the AVX-512 VNNI kernel (else the portable one).
@@ -40,9 +41,14 @@ inline constexpr bool int8_gemm_uses_vnni() { return XGRAD_INT8_VNNI != 0; }
 /// Largest K whose int32 sums cannot overflow: K * 255 * 127 < 2^31.
 inline constexpr std::size_t int8_gemm_max_k = 66311;
 
-/// B {N, K} int8 repacked for the kernel: K padded to a multiple of 4, N to a multiple of 64,
-/// stored as [N / 16][K / 4][16][4] (one 64-byte row per 4 k and 16 columns: what one vpdpbusd
-/// reads), plus the row sums of B (for the zero-point correction).
+/// Columns per packed panel of B: four zmm registers of 16 int32 lanes.
+inline constexpr std::size_t int8_gemm_nr = 64;
+
+/// B {N, K} int8 repacked once for the kernel: K padded to a multiple of 4, N to a multiple of
+/// 64, stored as panels of 64 columns, [N / 64][K / 4][64][4]: per panel and 4 k one contiguous
+/// 256-byte row, the four zmm operands of vpdpbusd for columns 0-15, 16-31, 32-47, 48-63. Also
+/// the row sums of B, the zero-point compensation sum_k B[n, k] of the epilogue, computed here
+/// once instead of per call.
 struct packed_int8_weights {
     std::size_t n = 0, k = 0, kp = 0, np = 0;
     std::vector<std::int8_t> data;
@@ -54,16 +60,19 @@ struct packed_int8_weights {
             throw value_error("int8 GEMM: K = " + std::to_string(K) + " exceeds " + std::to_string(int8_gemm_max_k) +
                               " (int32 accumulators could overflow)");
         kp = (K + 3) / 4 * 4;
-        np = (N + 63) / 64 * 64;
+        np = (N + int8_gemm_nr - 1) / int8_gemm_nr * int8_gemm_nr;
         data.assign(np * kp, 0);
         row_sum.assign(N, 0);
         for (std::size_t j = 0; j < N; ++j)
             for (std::size_t q = 0; q < K; ++q) {
                 const std::int8_t v = b[j * K + q];
-                data[((j / 16) * (kp / 4) + q / 4) * 64 + (j % 16) * 4 + q % 4] = v;
+                data[((j / int8_gemm_nr) * (kp / 4) + q / 4) * (4 * int8_gemm_nr) + (j % int8_gemm_nr) * 4 + q % 4] = v;
                 row_sum[j] += v;
             }
     }
+
+    /// Start of the packed panel holding columns [j0, j0 + 64) (j0 a multiple of 64).
+    const std::int8_t* panel(std::size_t j0) const { return data.data() + (j0 / int8_gemm_nr) * kp * int8_gemm_nr; }
 };
 
 /// How to store the accumulators: as int32 (c32) or dequantized to float (c).
@@ -91,124 +100,166 @@ inline void int8_store(const int8_epilogue& e, const packed_int8_weights& w, std
     e.c[m * w.n + j] = y;
 }
 
-/// Rows [m0, m0 + mr) of A (lda = w.kp, zero-padded) against column block [j0, j0 + 64).
-/// The portable kernel: the same packed layout, plain int32 arithmetic.
+/// Rows [m0, m0 + mr) of A (lda = w.kp, zero-padded) against the panel of columns [j0, j0 + 64).
+/// The portable kernel: the same packed layout, plain int32 arithmetic, all of K at once.
 inline void int8_kernel_portable(const std::uint8_t* a, std::size_t m0, std::size_t mr, std::size_t j0,
                                  const packed_int8_weights& w, const int8_epilogue& e) {
-    std::int32_t acc[64];
+    constexpr std::size_t nr = int8_gemm_nr;
+    std::int32_t acc[nr];
     for (std::size_t i = 0; i < mr; ++i) {
-        std::fill(acc, acc + 64, 0);
+        std::fill(acc, acc + nr, 0);
         const std::uint8_t* ar = a + (m0 + i) * w.kp;
-        for (std::size_t blk = 0; blk < 4; ++blk) {
-            const std::int8_t* bp = w.data.data() + ((j0 / 16 + blk) * (w.kp / 4)) * 64;
-            std::int32_t* ac = acc + blk * 16;
-            for (std::size_t q4 = 0; q4 < w.kp / 4; ++q4, bp += 64)
-                for (std::size_t l = 0; l < 16; ++l) {
-                    std::int32_t s = 0;
-                    for (std::size_t t = 0; t < 4; ++t)
-                        s += static_cast<std::int32_t>(ar[q4 * 4 + t]) * static_cast<std::int32_t>(bp[l * 4 + t]);
-                    ac[l] += s;
-                }
-        }
-        for (std::size_t l = 0; l < 64 && j0 + l < w.n; ++l) int8_store(e, w, m0 + i, j0 + l, acc[l]);
+        const std::int8_t* bp = w.panel(j0);
+        for (std::size_t q4 = 0; q4 < w.kp / 4; ++q4, bp += 4 * nr)
+            for (std::size_t l = 0; l < nr; ++l) {
+                std::int32_t s = 0;
+                for (std::size_t t = 0; t < 4; ++t)
+                    s += static_cast<std::int32_t>(ar[q4 * 4 + t]) * static_cast<std::int32_t>(bp[l * 4 + t]);
+                acc[l] += s;
+            }
+        for (std::size_t l = 0; l < nr && j0 + l < w.n; ++l) int8_store(e, w, m0 + i, j0 + l, acc[l]);
     }
 }
 
 #if XGRAD_INT8_VNNI
-/// MR rows x 16 NB columns with vpdpbusd: MR * NB zmm accumulators; each k-step of 4 loads NB
-/// 64-byte B rows and broadcasts 4 A bytes per row. (NB < 4 only for a last block whose
-/// columns end early: no work on the padding.)
-template <std::size_t MR, std::size_t NB>
-void int8_kernel_vnni(const std::uint8_t* a, std::size_t m0, std::size_t j0, const packed_int8_weights& w,
-                      const int8_epilogue& e) {
+/// Rows per register tile: 6 rows x 4 zmm columns = 24 int32 accumulators, 4 B registers and a
+/// broadcast register out of 32. Each k-step of 4 loads 4 B vectors (one 256-byte row, reused by
+/// the 6 rows) and broadcasts 4 A bytes per row: 10 loads per 24 vpdpbusd.
+inline constexpr std::size_t int8_gemm_mr = 6;
+/// k-steps (of 4 k) per block: a panel's 256-byte rows times this stay in L1 (32 KiB of 48)
+/// while every row tile of A passes over them.
+inline constexpr std::size_t int8_gemm_kc4 = 128;
+
+/// One tile: rows ar[0..rows) (ar[i] already at the block's first k; rows <= MR, the missing
+/// ones repeat the last row and are not stored) x NB zmm columns of the panel at bp, over
+/// `steps` k-steps. first: start from zero, else from the int32 partial sums in the output;
+/// last: apply the epilogue, else store the partial sums (into c32, or into the float output's
+/// bytes, which the last block overwrites with the result).
+template <std::size_t NB>
+void int8_tile_vnni(const std::uint8_t* const* ar, std::size_t rows, const std::int8_t* bp, std::size_t steps,
+                    std::size_t m0, std::size_t j0, bool first, bool last, const packed_int8_weights& w,
+                    const int8_epilogue& e) {
+    constexpr std::size_t MR = int8_gemm_mr;
     __m512i acc[MR][NB];
+    __mmask16 mask[NB];
+    for (std::size_t b = 0; b < NB; ++b) {
+        const std::size_t j = j0 + b * 16;
+        mask[b] = j >= w.n ? __mmask16(0) : w.n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (w.n - j)) - 1);
+    }
+    char* out = e.c32 ? reinterpret_cast<char*>(e.c32) : reinterpret_cast<char*>(e.c);
+    auto at = [&](std::size_t i, std::size_t b) { return out + ((m0 + i) * w.n + j0 + b * 16) * 4; };
+#pragma GCC unroll 8
     for (std::size_t i = 0; i < MR; ++i)
+#pragma GCC unroll 4
         for (std::size_t b = 0; b < NB; ++b) acc[i][b] = _mm512_setzero_si512();
-    const std::size_t k4 = w.kp / 4;
-    const std::int8_t* bp[NB];
-    for (std::size_t b = 0; b < NB; ++b) bp[b] = w.data.data() + ((j0 / 16 + b) * k4) * 64;
-    const std::uint8_t* ar = a + m0 * w.kp;
-    for (std::size_t q = 0; q < k4; ++q) {
+    const std::uint8_t* arow[MR];
+#pragma GCC unroll 8
+    for (std::size_t i = 0; i < MR; ++i) arow[i] = ar[i];
+    for (std::size_t q = 0; q < steps; ++q, bp += 4 * int8_gemm_nr) {
         __m512i bv[NB];
-        for (std::size_t b = 0; b < NB; ++b) bv[b] = _mm512_loadu_si512(bp[b] + q * 64);
+#pragma GCC unroll 4
+        for (std::size_t b = 0; b < NB; ++b) bv[b] = _mm512_loadu_si512(bp + b * 64);
+#pragma GCC unroll 8
         for (std::size_t i = 0; i < MR; ++i) {
             std::int32_t a4;
-            std::memcpy(&a4, ar + i * w.kp + q * 4, 4);
+            std::memcpy(&a4, arow[i] + q * 4, 4);
             const __m512i av = _mm512_set1_epi32(a4);
+#pragma GCC unroll 4
             for (std::size_t b = 0; b < NB; ++b) acc[i][b] = _mm512_dpbusd_epi32(acc[i][b], av, bv[b]);
         }
     }
+    // constant trip counts throughout, so that acc stays in registers
+#pragma GCC unroll 4
     for (std::size_t b = 0; b < NB; ++b) {
-        const std::size_t j = j0 + b * 16;
-        if (j >= w.n) break;
-        const __mmask16 mask = w.n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (w.n - j)) - 1);
-        if (e.c32) {
-            for (std::size_t i = 0; i < MR; ++i) _mm512_mask_storeu_epi32(e.c32 + (m0 + i) * w.n + j, mask, acc[i][b]);
+        if (!mask[b]) break;
+        if (!first)
+#pragma GCC unroll 8
+            for (std::size_t i = 0; i < MR; ++i)
+                if (i < rows) acc[i][b] = _mm512_add_epi32(acc[i][b], _mm512_maskz_loadu_epi32(mask[b], at(i, b)));
+        if (!last || e.c32) {
+#pragma GCC unroll 8
+            for (std::size_t i = 0; i < MR; ++i)
+                if (i < rows) _mm512_mask_storeu_epi32(at(i, b), mask[b], acc[i][b]);
             continue;
         }
-        const __m512i rs = _mm512_maskz_loadu_epi32(mask, w.row_sum.data() + j);
-        const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(e.a_scale), _mm512_maskz_loadu_ps(mask, e.w_scale + j));
+        const std::size_t j = j0 + b * 16;
+        const __m512i rs = _mm512_maskz_loadu_epi32(mask[b], w.row_sum.data() + j);
+        const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(e.a_scale), _mm512_maskz_loadu_ps(mask[b], e.w_scale + j));
         const __m512i corr = _mm512_mullo_epi32(rs, _mm512_set1_epi32(e.a_zero_point));
-        const __m512 bias = e.bias ? _mm512_maskz_loadu_ps(mask, e.bias + j) : _mm512_setzero_ps();
+        const __m512 bias = e.bias ? _mm512_maskz_loadu_ps(mask[b], e.bias + j) : _mm512_setzero_ps();
+#pragma GCC unroll 8
         for (std::size_t i = 0; i < MR; ++i) {
+            if (i >= rows) break;
             __m512 y = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][b], corr)), bias);
             if (e.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
-            _mm512_mask_storeu_ps(e.c + (m0 + i) * w.n + j, mask, y);
+            _mm512_mask_storeu_ps(at(i, b), mask[b], y);
         }
     }
 }
-
-template <std::size_t MR, std::size_t NB>
-void int8_rows_vnni(const std::uint8_t* a, std::size_t m, std::size_t r1, std::size_t j0, const packed_int8_weights& w,
-                    const int8_epilogue& e) {
-    for (; m + MR <= r1; m += MR) int8_kernel_vnni<MR, NB>(a, m, j0, w, e);
-    for (; m < r1; ++m) int8_kernel_vnni<1, NB>(a, m, j0, w, e);
-}
 #endif
 
-/// Rows [r0, r1) x column blocks [c0, c1) (blocks of 64 columns).
-inline void int8_gemm_block(const std::uint8_t* a, std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1,
+/// Rows [r0, r1) x panels [p0, p1) (of 64 columns).
+inline void int8_gemm_block(const std::uint8_t* a, std::size_t r0, std::size_t r1, std::size_t p0, std::size_t p1,
                             const packed_int8_weights& w, const int8_epilogue& e) {
 #if XGRAD_INT8_VNNI
-    constexpr std::size_t MR = 4;
-#endif
-    for (std::size_t cb = c0; cb < c1; ++cb) {
-        const std::size_t j0 = cb * 64;
-        std::size_t m = r0;
-#if XGRAD_INT8_VNNI
-        switch (std::min<std::size_t>(4, (w.n - j0 + 15) / 16)) {
-            case 1: int8_rows_vnni<MR, 1>(a, m, r1, j0, w, e); break;
-            case 2: int8_rows_vnni<MR, 2>(a, m, r1, j0, w, e); break;
-            case 3: int8_rows_vnni<MR, 3>(a, m, r1, j0, w, e); break;
-            default: int8_rows_vnni<MR, 4>(a, m, r1, j0, w, e); break;
+    constexpr std::size_t MR = int8_gemm_mr;
+    const std::size_t k4 = w.kp / 4;
+    const std::size_t nkb = std::max<std::size_t>(1, (k4 + int8_gemm_kc4 - 1) / int8_gemm_kc4);
+    const std::size_t kc4 = (k4 + nkb - 1) / nkb;  // equal blocks, no short last one
+    for (std::size_t p = p0; p < p1; ++p) {
+        const std::size_t j0 = p * int8_gemm_nr;
+        const std::size_t nb = std::min<std::size_t>(4, (w.n - j0 + 15) / 16);
+        const std::int8_t* panel = w.panel(j0);
+        for (std::size_t q0 = 0;;) {
+            const std::size_t steps = std::min(kc4, k4 - q0);
+            const bool first = q0 == 0, last = q0 + steps == k4;
+            const std::int8_t* bp = panel + q0 * 4 * int8_gemm_nr;
+            for (std::size_t m = r0; m < r1; m += MR) {
+                const std::size_t rows = std::min(MR, r1 - m);
+                const std::uint8_t* ar[MR];
+                for (std::size_t i = 0; i < MR; ++i) ar[i] = a + (m + std::min(i, rows - 1)) * w.kp + q0 * 4;
+                switch (nb) {
+                    case 1: int8_tile_vnni<1>(ar, rows, bp, steps, m, j0, first, last, w, e); break;
+                    case 2: int8_tile_vnni<2>(ar, rows, bp, steps, m, j0, first, last, w, e); break;
+                    case 3: int8_tile_vnni<3>(ar, rows, bp, steps, m, j0, first, last, w, e); break;
+                    default: int8_tile_vnni<4>(ar, rows, bp, steps, m, j0, first, last, w, e); break;
+                }
+            }
+            if (last) break;
+            q0 += steps;
         }
-#else
-        int8_kernel_portable(a, m, r1 - m, j0, w, e);
-#endif
     }
+#else
+    for (std::size_t p = p0; p < p1; ++p) int8_kernel_portable(a, r0, r1 - r0, p * int8_gemm_nr, w, e);
+#endif
 }
 
 }  // namespace detail
 
 /// C = A B^T through `e` (see above): A {M, w.kp} uint8, rows zero-padded from w.k to w.kp.
-/// Runs on xgrad::num_threads() threads, split over rows or column blocks.
+/// Runs on xgrad::num_threads() threads, split over rows or column panels.
 inline void int8_gemm(const std::uint8_t* a, std::size_t M, const packed_int8_weights& w, const int8_epilogue& e,
                       std::size_t threads = num_threads()) {
-    const std::size_t blocks = w.np / 64;
+#if XGRAD_INT8_VNNI
+    constexpr std::size_t rows_per_unit = detail::int8_gemm_mr;
+#else
+    constexpr std::size_t rows_per_unit = 4;
+#endif
+    const std::size_t panels = w.np / int8_gemm_nr;
     const double work = 2.0 * static_cast<double>(M) * static_cast<double>(w.n) * static_cast<double>(w.k);
     if (work < 4e6) threads = 1;
-    const bool by_rows = M / 4 >= blocks;
-    const std::size_t units = by_rows ? (M + 3) / 4 : blocks;
+    const bool by_rows = M / rows_per_unit >= panels;
+    const std::size_t units = by_rows ? (M + rows_per_unit - 1) / rows_per_unit : panels;
     threads = std::max<std::size_t>(1, std::min(threads, units));
     if (threads == 1) {
-        detail::int8_gemm_block(a, 0, M, 0, blocks, w, e);
+        detail::int8_gemm_block(a, 0, M, 0, panels, w, e);
         return;
     }
     const std::size_t per = (units + threads - 1) / threads;
     xgrad::detail::parallel_run(threads, [&](std::size_t t) {
         const std::size_t lo = std::min(units, t * per), hi = std::min(units, (t + 1) * per);
         if (by_rows)
-            detail::int8_gemm_block(a, std::min(M, lo * 4), std::min(M, hi * 4), 0, blocks, w, e);
+            detail::int8_gemm_block(a, std::min(M, lo * rows_per_unit), std::min(M, hi * rows_per_unit), 0, panels, w, e);
         else
             detail::int8_gemm_block(a, 0, M, lo, hi, w, e);
     });
