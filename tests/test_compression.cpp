@@ -1,8 +1,10 @@
 #define BOOST_TEST_MODULE compression
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -366,6 +368,24 @@ BOOST_AUTO_TEST_CASE(quantized_linear_matches_dequantized_and_float) {
             BOOST_TEST(std::abs(yq.data()[m * 21 + n] - yf.data()[m * 21 + n]) <= bound + 1e-5);
         }
     BOOST_CHECK_THROW(q(randn<float>({3, 36}, g)), shape_error);
+    // relu(t) goes in unevaluated (its clamp is the quantization's): the same result as relu(t) evaluated first
+    const auto t = randn<float>({7, 37}, g);
+    const auto fused = q(relu(t)), evaluated = q(eval(relu(t)));
+    BOOST_TEST(fused.shape() == evaluated.shape());
+    BOOST_TEST(std::equal(fused.data(), fused.data() + fused.size(), evaluated.data()));
+    BOOST_TEST(std::memcmp(fused.data(), q(t).data(), fused.size() * sizeof(float)) != 0);
+    // a large input, whose range the threads find part by part: extremes in different halves
+    auto big = randn<float>({1000, 37}, g);
+    big.data()[36999] = 50;
+    big.data()[20000] = -40;
+    const auto yb = q(big);
+    const auto pb = quant::choose_uint8_params(-40, 50);
+    for (std::size_t m : {0, 540, 999})
+        for (std::size_t n = 0; n < 21; ++n) {
+            const double dq = dequantized_dot(big.data() + m * 37, q.weight.data() + n * 37, q.scale.data()[n], 37, pb) +
+                              fc.bias.value().data()[n];
+            BOOST_TEST(std::abs(yb.data()[m * 21 + n] - dq) <= 1e-5 * (1 + std::abs(dq)));
+        }
 }
 
 BOOST_AUTO_TEST_CASE(quantized_lstm_close_to_float_and_round_trips) {

@@ -15,6 +15,12 @@
 // vpdpbusd (not vpdpbusds) is chosen because the int32 sum itself cannot overflow for
 // K <= 66311 (K * 255 * 127 < 2^31, weights kept in [-127, 127]); packing checks that bound.
 // Without VNNI a portable scalar kernel over the same packed layout computes the same integers.
+//
+// Blocking (VNNI): B is packed in panels of 64 columns; for each panel and each block of K
+// (int8_gemm_kc4 steps of 4, so the panel's slice, 32 KiB, stays in L1) the rows of A pass in
+// register tiles of 6 rows x 64 columns (24 zmm accumulators; per step 4 B loads and 6 A
+// broadcasts feed 24 vpdpbusd). Between K blocks the int32 partial sums wait in the output
+// itself; the epilogue runs once, after the last block.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
