@@ -158,7 +158,6 @@ inline std::pair<float, float> min_max(const float* x, std::size_t n) {
     return {lo, hi};
 }
 
-/// relu(t) of a float host tensor: what nn::relu hands the next layer of a sequential.
 /// min_max of a large x split over the pool (each thread's part, then the two combined).
 inline std::pair<float, float> min_max_parallel(const float* x, std::size_t n) {
     constexpr std::size_t chunk = 4096;
@@ -172,6 +171,7 @@ inline std::pair<float, float> min_max_parallel(const float* x, std::size_t n) {
     return r;
 }
 
+/// relu(t) of a float host tensor: what nn::relu hands the next layer of a sequential.
 template <class X>
 inline constexpr bool is_relu_of_tensor = false;
 template <>
