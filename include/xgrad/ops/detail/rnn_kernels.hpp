@@ -9,7 +9,6 @@
 //     owning a slice of the hidden units, with one barrier per time step.
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <thread>
 
@@ -130,10 +129,9 @@ void rnn_step_gemm(std::size_t M, const T* a, std::size_t lda, const rnn_panels<
     }
 }
 
-/// Threads of xgrad's pool working through a recurrence together. The pool runs a job's tasks
-/// one after another when it is busy or called from inside a task, so a team cannot assume its
-/// members run at once: the tasks that start within a short window join, the first one closes
-/// the team and later ones do nothing. A team of one runs no barrier.
+/// Threads of xgrad's pool working through a recurrence together, one barrier per step. The
+/// pool runs a job's tasks one after another on the calling thread when it is busy or called
+/// from inside a task: then the first task does all the work alone and the others nothing.
 class rnn_team {
 public:
     /// Runs body(rank, size) on up to `want` threads; returns when all are done.
@@ -144,23 +142,10 @@ public:
             body(std::size_t{0}, std::size_t{1});
             return;
         }
-        parallel_run(want, [&](std::size_t) {
-            std::size_t s = state_.load(std::memory_order_acquire);
-            do {
-                if (s & closed) return;  // came too late
-            } while (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel));
-            const std::size_t rank = s;
-            std::size_t n = 0;
-            if (rank == 0) {  // wait for the others a little, then close the team
-                const auto t0 = std::chrono::steady_clock::now();
-                while ((state_.load(std::memory_order_acquire) & ~closed) < want &&
-                       std::chrono::steady_clock::now() - t0 < std::chrono::microseconds(1000))
-                    relax(0);
-                n = state_.fetch_or(closed, std::memory_order_acq_rel) & ~closed;
-                size_.store(n, std::memory_order_release);
-            } else {
-                for (int spin = 0; (n = size_.load(std::memory_order_acquire)) == 0; ++spin) relax(spin);
-            }
+        parallel_run(want, [&](std::size_t rank) {
+            const std::size_t n = thread_pool::tasks_run_concurrently() ? want : 1;
+            if (rank >= n) return;
+            size_.store(n, std::memory_order_relaxed);  // the same value from every member
             body(rank, n);
         });
     }
@@ -179,7 +164,6 @@ public:
     }
 
 private:
-    static constexpr std::size_t closed = std::size_t{1} << 40;
     // spin while the partner is likely running; yield the core when it is not (shared machines)
     static void relax(int spin) {
         if (spin < 2048) {
@@ -190,7 +174,7 @@ private:
             std::this_thread::yield();
         }
     }
-    std::atomic<std::size_t> state_{0}, size_{0}, arrived_{0}, gen_{0};
+    std::atomic<std::size_t> size_{1}, arrived_{0}, gen_{0};
 };
 
 /// Hidden units [u0, u1) of member `rank` of `size`: whole NR panels, as evenly as they go.
