@@ -4,11 +4,13 @@
 // back-propagation through time itself.
 //
 // Per layer and direction, with G = 4H (LSTM: gates i, f, g, o) or 3H (GRU: r, z, n):
-//   forward:  X W_ih^T + b_ih for all T steps at once (one GEMM), then per step one GEMM
+//   forward:  X W_ih^T + b_ih for all T steps at once (one GEMM), then per step one product
 //             h_{t-1} W_hh^T and ONE fused elementwise pass for every gate, c_t, h_t and y_t;
 //   backward: per step ONE fused elementwise pass (all gate derivatives, dc_{t-1}, the direct
-//             part of dh_{t-1}) and one GEMM dG_t W_hh; then for all steps at once dW_ih,
-//             dW_hh, dX (three GEMMs) and the bias sums.
+//             part of dh_{t-1}, the bias gradients) and one product dG_t W_hh; then for all
+//             steps at once dW_ih, dW_hh, dX (three GEMMs).
+// The per-step products use W_hh packed once per call (detail/rnn_kernels.hpp) and run on a
+// team of threads that each own a slice of the hidden units: one barrier per step.
 // The pass stores the activated gates (LSTM also c_t) per step; tanh(c_t) is recomputed.
 //
 // Variable-length batches (lengths, like pack_padded_sequence): for a sequence of length L_b,
