@@ -267,3 +267,128 @@ BOOST_AUTO_TEST_CASE(bad_input_is_a_typed_error) {
         [&] { gru_cell(zeros<float>({2, 3}), zeros<float>({2, 4}), w, w, param(zeros<float>({12})), param(zeros<float>({12}))); },
         {"gru_cell", "weight_hh", "{12, 4}"});
 }
+
+namespace {
+
+struct threads_guard {
+    std::size_t saved = num_threads();
+    ~threads_guard() { set_num_threads(saved); }
+};
+
+/// The output {T, B, D H} of one layer with h0 = c0 = 0, in plain float64 loops (the definition).
+/// w holds w_ih, w_hh, b_ih, b_hh per direction.
+std::vector<double> naive_layer(bool lstm, const std::vector<tensor<double>>& w, const tensor<double>& x,
+                                const std::vector<std::int64_t>& len, std::size_t D, std::size_t H) {
+    const std::size_t Tn = x.shape()[0], B = x.shape()[1], I = x.shape()[2], G = (lstm ? 4 : 3) * H;
+    std::vector<double> y(Tn * B * D * H, 0.0);
+    auto sig = [](double v) { return 1 / (1 + std::exp(-v)); };
+    for (std::size_t d = 0; d < D; ++d) {
+        const double *wi = w[4 * d].data(), *wh = w[4 * d + 1].data(), *bi = w[4 * d + 2].data(), *bh = w[4 * d + 3].data();
+        for (std::size_t b = 0; b < B; ++b) {
+            std::vector<double> h(H, 0.0), c(H, 0.0), a(G), ah(G);
+            const auto L = static_cast<std::size_t>(len[b]);
+            for (std::size_t k = 0; k < L; ++k) {
+                const std::size_t t = d == 1 ? L - 1 - k : k;
+                for (std::size_t g = 0; g < G; ++g) {
+                    a[g] = bi[g];
+                    ah[g] = bh[g];
+                    for (std::size_t i = 0; i < I; ++i) a[g] += wi[g * I + i] * x.data()[(t * B + b) * I + i];
+                    for (std::size_t j = 0; j < H; ++j) ah[g] += wh[g * H + j] * h[j];
+                }
+                for (std::size_t j = 0; j < H; ++j) {
+                    if (lstm) {
+                        const double ig = sig(a[j] + ah[j]), fg = sig(a[H + j] + ah[H + j]),
+                                     gg = std::tanh(a[2 * H + j] + ah[2 * H + j]), og = sig(a[3 * H + j] + ah[3 * H + j]);
+                        c[j] = fg * c[j] + ig * gg;
+                        h[j] = og * std::tanh(c[j]);
+                    } else {
+                        const double r = sig(a[j] + ah[j]), z = sig(a[H + j] + ah[H + j]),
+                                     n = std::tanh(a[2 * H + j] + r * ah[2 * H + j]);
+                        h[j] = (1 - z) * n + z * h[j];
+                    }
+                    y[(t * B + b) * D * H + d * H + j] = h[j];
+                }
+            }
+        }
+    }
+    return y;
+}
+
+}  // namespace
+
+// Sizes where the per-step products run full register tiles, several panels, two depth blocks
+// (4H > 256) and a team of two threads: values against the plain loops, one thread against two,
+// and (float64) the gradients against central differences along a random direction.
+BOOST_AUTO_TEST_CASE_TEMPLATE(full_tiles_and_two_threads, T, real_types) {
+    threads_guard guard;
+    rng gen(13);
+    constexpr std::size_t Tn = 4, B = 37, I = 7, H = 100;
+    std::vector<std::int64_t> lv(B);
+    std::optional<tensor<std::int64_t>> lengths = tensor<std::int64_t>::uninitialized({B});
+    for (std::size_t b = 0; b < B; ++b) lengths->data()[b] = lv[b] = 1 + static_cast<std::int64_t>((b * 7) % Tn);
+    auto check = [&](auto& m, bool lstm) {
+        const std::string what = lstm ? "lstm" : "gru";
+        auto x = param(randn<T>({Tn, B, I}, gen));
+        auto h0 = param(zeros<T>({2, B, H})), c0 = param(zeros<T>({2, B, H}));
+        const auto gy = randn<T>({Tn, B, 2 * H}, gen);
+        // the argument types of check_layer_case's calls: no new instantiations
+        auto forward = [&] {
+            if constexpr (std::is_same_v<std::remove_cvref_t<decltype(m)>, nn::lstm<T>>)
+                return m.forward(x, h0, c0, lengths).output;
+            else
+                return m.forward(x, h0, lengths).output;
+        };
+        std::vector<parameter<T>> ps{x, h0};
+        if (lstm) ps.push_back(c0);
+        for (auto& p : m.parameters()) ps.push_back(p);
+        std::vector<tensor<double>> wd;
+        for (auto& p : m.parameters()) wd.push_back(p.value().template astype<double>());
+        const auto yv = naive_layer(lstm, wd, x.value().template astype<double>(), lv, 2, H);
+        auto yref = tensor<double>::uninitialized({Tn, B, 2 * H});
+        std::copy(yv.begin(), yv.end(), yref.data());
+        std::vector<tensor<double>> one;  // y and every gradient with one thread
+        for (std::size_t nt : {1, 2}) {
+            set_num_threads(nt);
+            for (auto& p : ps) p.zero_grad();
+            auto out = forward();
+            const auto y = eval(out);
+            check_close(y, yref, rtol<T>(), atol<T>(), what + " y, threads " + std::to_string(nt));
+            backward(out, gy);
+            std::vector<tensor<double>> got{y.template astype<double>()};
+            for (auto& p : ps) got.push_back(p.grad().template astype<double>());
+            if (nt == 1) {
+                one = got;
+            } else {
+                for (std::size_t k = 0; k < got.size(); ++k)
+                    check_close(got[k], one[k], rtol<T>() / 10, atol<T>() / 10, what + " two threads, item " + std::to_string(k));
+            }
+        }
+        if constexpr (std::is_same_v<T, double>) {
+            // L = sum(y gy); dL along a random direction v of (x, h0, c0, every weight), at two threads
+            std::vector<tensor<double>> v;
+            double analytic = 0;
+            for (auto& p : ps) {
+                v.push_back(randn<double>(p.shape(), gen));
+                const auto g = p.grad().to_vector(), d = v.back().to_vector();
+                for (std::size_t i = 0; i < g.size(); ++i) analytic += g[i] * d[i];
+            }
+            auto loss_at = [&](double eps) {
+                for (std::size_t k = 0; k < ps.size(); ++k)
+                    for (std::size_t i = 0; i < v[k].size(); ++i) ps[k].value().data()[i] += eps * v[k].data()[i];
+                const auto y = eval(forward()).to_vector(), g = gy.to_vector();
+                for (std::size_t k = 0; k < ps.size(); ++k)
+                    for (std::size_t i = 0; i < v[k].size(); ++i) ps[k].value().data()[i] -= eps * v[k].data()[i];
+                double s = 0;
+                for (std::size_t i = 0; i < y.size(); ++i) s += y[i] * g[i];
+                return s;
+            };
+            const double eps = 1e-5, numeric = (loss_at(eps) - loss_at(-eps)) / (2 * eps);
+            BOOST_TEST(std::fabs(analytic - numeric) <= 1e-7 + 1e-6 * std::fabs(numeric),
+                       what << ": directional derivative " << analytic << " vs finite difference " << numeric);
+        }
+    };
+    nn::lstm<T> lstm(I, H, {.bidirectional = true}, gen);
+    check(lstm, true);
+    nn::gru<T> gru(I, H, {.bidirectional = true}, gen);
+    check(gru, false);
+}

@@ -4,7 +4,11 @@
 # (peer_torch_lstm.py), each at 1 and 2 threads, run one after the other in rounds so that
 # machine noise hits all of them alike; prints the medians and xgrad's speed-ups.
 #
-#   benchmarks/peers/lstm.sh [--kind lstm|gru] [--rounds 3] [--build DIR]
+#   benchmarks/peers/lstm.sh [--kind lstm|gru] [--rounds 3] [--build DIR] [--clock wall|cpu]
+#
+# --clock cpu times each side's calling-thread CPU time instead of the wall clock (1 thread
+# only: at 2 threads part of the work runs on other threads), which a shared machine's load
+# does not inflate.
 #
 # The Python is $XGRAD_PEERS_PYTHON (default python3) with torch installed. OpenBLAS picks its
 # kernels from CPUID; on virtual machines that hide the CPU model it falls back to the generic
@@ -13,13 +17,14 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-kind=lstm rounds=3 build=$root/build
+kind=lstm rounds=3 build=$root/build clock=wall
 while [[ $# -gt 0 ]]; do
     case $1 in
         --kind) kind=$2; shift ;;
         --rounds) rounds=$2; shift ;;
         --build) build=$2; shift ;;
-        *) echo "usage: $0 [--kind lstm|gru] [--rounds N] [--build DIR]" >&2; exit 2 ;;
+        --clock) clock=$2; shift ;;
+        *) echo "usage: $0 [--kind lstm|gru] [--rounds N] [--build DIR] [--clock wall|cpu]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -29,13 +34,15 @@ if [[ ! -f $build/CMakeCache.txt ]]; then
     cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DXGRAD_BUILD_BENCHMARKS=ON >&2
 fi
 cmake --build "$build" --target bench_lstm -j 1 >&2
+threads="1 2"
+if [[ $clock == cpu ]]; then threads=1; fi
 log=$(mktemp)
 echo "load before: $(uptime)"
 for ((r = 0; r < rounds; ++r)); do
-    for t in 1 2; do
-        "$build/benchmarks/bench_lstm" --threads "$t" --kind "$kind" | tee -a "$log"
+    for t in $threads; do
+        "$build/benchmarks/bench_lstm" --threads "$t" --kind "$kind" --clock "$clock" | tee -a "$log"
         for mode in eager compile; do
-            "$py" "$here/peer_torch_lstm.py" --mode "$mode" --threads "$t" --kind "$kind" 2>/dev/null | tee -a "$log" ||
+            "$py" "$here/peer_torch_lstm.py" --mode "$mode" --threads "$t" --kind "$kind" --clock "$clock" 2>/dev/null | tee -a "$log" ||
                 echo "torch-$mode $kind threads=$t failed" | tee -a "$log"
         done
     done

@@ -4,11 +4,13 @@
 // back-propagation through time itself.
 //
 // Per layer and direction, with G = 4H (LSTM: gates i, f, g, o) or 3H (GRU: r, z, n):
-//   forward:  X W_ih^T + b_ih for all T steps at once (one GEMM), then per step one GEMM
+//   forward:  X W_ih^T + b_ih for all T steps at once (one GEMM), then per step one product
 //             h_{t-1} W_hh^T and ONE fused elementwise pass for every gate, c_t, h_t and y_t;
 //   backward: per step ONE fused elementwise pass (all gate derivatives, dc_{t-1}, the direct
-//             part of dh_{t-1}) and one GEMM dG_t W_hh; then for all steps at once dW_ih,
-//             dW_hh, dX (three GEMMs) and the bias sums.
+//             part of dh_{t-1}, the bias gradients) and one product dG_t W_hh; then for all
+//             steps at once dW_ih, dW_hh, dX (three GEMMs).
+// The per-step products use W_hh packed once per call (detail/rnn_kernels.hpp) and run on a
+// team of threads that each own a slice of the hidden units: one barrier per step.
 // The pass stores the activated gates (LSTM also c_t) per step; tanh(c_t) is recomputed.
 //
 // Variable-length batches (lengths, like pack_padded_sequence): for a sequence of length L_b,
@@ -29,6 +31,7 @@
 #include "../detail/vmath.hpp"
 #include "../expr/op_node.hpp"
 #include "detail/layout.hpp"
+#include "detail/rnn_kernels.hpp"
 
 namespace xgrad {
 
@@ -54,153 +57,170 @@ template <class T, class V>
 XGRAD_INLINE V rnn_sigmoid(V x) {
     return V(T(1)) / (V(T(1)) + vm::exp(-x));
 }
+template <class T, class V>
+XGRAD_INLINE V rnn_tanh(V x) {
+    return vm::tanh(x);
+}
 
-// --- the fused gate passes (one per step and direction) --------------------------------------
-// Row b of a step is valid when t < len[b] (len null: always). Pointers are row-major {B, ...}.
+// --- the fused gate passes (one per step, direction and thread) -----------------------------
+// Each pass covers rows [0, B) and n hidden units: every pointer points at the first unit of
+// the range, row strides are the full widths (G or 4H for gate rows, H for states, ldy for y).
+// Row b of a step is valid when t < len[b] (len null: always).
 
 /// LSTM forward step: a = sigma/tanh(xg + hg) (xg holds both biases), c = f c' + i g,
 /// h = o tanh(c). Writes act {B, 4H}, c {B, H}, h {B, H}, y (row stride ldy).
 template <class T>
-void lstm_forward_pass(std::size_t B, std::size_t H, const std::int64_t* len, std::size_t t, const T* xg, const T* hg,
-                       const T* hp, const T* cp, T* act, T* c, T* h, T* y, std::size_t ldy) {
+void lstm_forward_pass(std::size_t B, std::size_t H, std::size_t n, const std::int64_t* len, std::size_t t,
+                       const T* xg, const T* hg, const T* hp, const T* cp, T* act, T* c, T* h, T* y, std::size_t ldy) {
     const std::size_t G = 4 * H;
-    parallel_rows(B, 12 * H, [&](std::size_t b0, std::size_t b1) {
-        for (std::size_t b = b0; b < b1; ++b) {
-            const T *xr = xg + b * G, *hr = hg + b * G, *hpr = hp + b * H, *cpr = cp + b * H;
-            T *ar = act + b * G, *cr = c + b * H, *hnr = h + b * H, *yr = y + b * ldy;
-            if (len && static_cast<std::int64_t>(t) >= len[b]) {
-                std::copy_n(hpr, H, hnr);
-                std::copy_n(cpr, H, cr);
-                std::fill_n(yr, H, T(0));
-                continue;
-            }
-            simd_for<T>(H, [&]<class V>(std::size_t j) {
-                const V i = rnn_sigmoid<T>(V(load<V>(xr + j) + load<V>(hr + j)));
-                const V f = rnn_sigmoid<T>(V(load<V>(xr + H + j) + load<V>(hr + H + j)));
-                const V g = vm::tanh(V(load<V>(xr + 2 * H + j) + load<V>(hr + 2 * H + j)));
-                const V o = rnn_sigmoid<T>(V(load<V>(xr + 3 * H + j) + load<V>(hr + 3 * H + j)));
-                const V cn = f * load<V>(cpr + j) + i * g;
-                const V hn = o * vm::tanh(cn);
-                store(i, ar + j);
-                store(f, ar + H + j);
-                store(g, ar + 2 * H + j);
-                store(o, ar + 3 * H + j);
-                store(cn, cr + j);
-                store(hn, hnr + j);
-                store(hn, yr + j);
-            });
+    for (std::size_t b = 0; b < B; ++b) {
+        const T *xr = xg + b * G, *hr = hg + b * G, *hpr = hp + b * H, *cpr = cp + b * H;
+        T *ar = act + b * G, *cr = c + b * H, *hnr = h + b * H, *yr = y + b * ldy;
+        if (len && static_cast<std::int64_t>(t) >= len[b]) {
+            std::copy_n(hpr, n, hnr);
+            std::copy_n(cpr, n, cr);
+            std::fill_n(yr, n, T(0));
+            continue;
         }
-    });
+        simd_for<T>(n, [&]<class V>(std::size_t j) {
+            const V i = rnn_sigmoid<T>(V(load<V>(xr + j) + load<V>(hr + j)));
+            const V f = rnn_sigmoid<T>(V(load<V>(xr + H + j) + load<V>(hr + H + j)));
+            const V g = rnn_tanh<T>(V(load<V>(xr + 2 * H + j) + load<V>(hr + 2 * H + j)));
+            const V o = rnn_sigmoid<T>(V(load<V>(xr + 3 * H + j) + load<V>(hr + 3 * H + j)));
+            const V cn = f * load<V>(cpr + j) + i * g;
+            const V hn = o * rnn_tanh<T>(cn);
+            store(i, ar + j);
+            store(f, ar + H + j);
+            store(g, ar + 2 * H + j);
+            store(o, ar + 3 * H + j);
+            store(cn, cr + j);
+            store(hn, hnr + j);
+            store(hn, yr + j);
+        });
+    }
 }
 
 /// LSTM backward step. In: dh (gradient reaching h_t from step t+1), dy (row stride ldy, may be
 /// null), dc (gradient reaching c_t; overwritten with dc_{t-1}). Out: dg {B, 4H} (pre-activation
-/// gate gradients), carry {B, H} (the part of dh_{t-1} that bypasses W_hh: dh on padded rows).
+/// gate gradients, also summed into db {4H}), carry {B, H} (the part of dh_{t-1} that bypasses
+/// W_hh: dh on padded rows, else 0).
 ///   do = dh tanh(c) o(1-o);  dc += dh o (1 - tanh^2 c);  di = dc g i(1-i);
 ///   df = dc c' f(1-f);  dg = dc i (1-g^2);  dc' = dc f
 template <class T>
-void lstm_backward_pass(std::size_t B, std::size_t H, const std::int64_t* len, std::size_t t, const T* act,
-                        const T* cp, const T* c, const T* dh, const T* dy, std::size_t ldy, T* dc, T* dg, T* carry) {
+void lstm_backward_pass(std::size_t B, std::size_t H, std::size_t n, const std::int64_t* len, std::size_t t,
+                        const T* act, const T* cp, const T* c, const T* dh, const T* dy, std::size_t ldy, T* dc, T* dg,
+                        T* db, T* carry) {
     const std::size_t G = 4 * H;
-    parallel_rows(B, 16 * H, [&](std::size_t b0, std::size_t b1) {
-        for (std::size_t b = b0; b < b1; ++b) {
-            const T *ar = act + b * G, *cpr = cp + b * H, *cr = c + b * H, *dhr = dh + b * H;
-            T *dcr = dc + b * H, *dgr = dg + b * G, *kr = carry + b * H;
-            if (len && static_cast<std::int64_t>(t) >= len[b]) {
-                std::fill_n(dgr, G, T(0));
-                std::copy_n(dhr, H, kr);
-                continue;
-            }
-            const T* dyr = dy ? dy + b * ldy : nullptr;
-            simd_for<T>(H, [&]<class V>(std::size_t j) {
-                const V one(T(1));
-                const V i = load<V>(ar + j), f = load<V>(ar + H + j), g = load<V>(ar + 2 * H + j),
-                        o = load<V>(ar + 3 * H + j);
-                V d = load<V>(dhr + j);
-                if (dyr) d += load<V>(dyr + j);
-                const V tc = vm::tanh(load<V>(cr + j));
-                const V dct = load<V>(dcr + j) + d * o * (one - tc * tc);
-                store(V(dct * g * i * (one - i)), dgr + j);
-                store(V(dct * load<V>(cpr + j) * f * (one - f)), dgr + H + j);
-                store(V(dct * i * (one - g * g)), dgr + 2 * H + j);
-                store(V(d * tc * o * (one - o)), dgr + 3 * H + j);
-                store(V(dct * f), dcr + j);
-                store(V(T(0)), kr + j);
-            });
+    for (std::size_t b = 0; b < B; ++b) {
+        const T *ar = act + b * G, *cpr = cp + b * H, *cr = c + b * H, *dhr = dh + b * H;
+        T *dcr = dc + b * H, *dgr = dg + b * G, *kr = carry + b * H;
+        if (len && static_cast<std::int64_t>(t) >= len[b]) {
+            for (std::size_t q = 0; q < 4; ++q) std::fill_n(dgr + q * H, n, T(0));
+            std::copy_n(dhr, n, kr);
+            continue;
         }
-    });
+        const T* dyr = dy ? dy + b * ldy : nullptr;
+        simd_for<T>(n, [&]<class V>(std::size_t j) {
+            const V one(T(1));
+            const V i = load<V>(ar + j), f = load<V>(ar + H + j), g = load<V>(ar + 2 * H + j),
+                    o = load<V>(ar + 3 * H + j);
+            V d = load<V>(dhr + j);
+            if (dyr) d += load<V>(dyr + j);
+            const V tc = rnn_tanh<T>(load<V>(cr + j));
+            const V dct = load<V>(dcr + j) + d * o * (one - tc * tc);
+            const V di = dct * g * i * (one - i), df = dct * load<V>(cpr + j) * f * (one - f),
+                    dgg = dct * i * (one - g * g), dout = d * tc * o * (one - o);
+            store(di, dgr + j);
+            store(df, dgr + H + j);
+            store(dgg, dgr + 2 * H + j);
+            store(dout, dgr + 3 * H + j);
+            store(V(load<V>(db + j) + di), db + j);
+            store(V(load<V>(db + H + j) + df), db + H + j);
+            store(V(load<V>(db + 2 * H + j) + dgg), db + 2 * H + j);
+            store(V(load<V>(db + 3 * H + j) + dout), db + 3 * H + j);
+            store(V(dct * f), dcr + j);
+            store(V(T(0)), kr + j);
+        });
+    }
 }
 
 /// GRU forward step (PyTorch): r = sigma(xr + hr + b_hr), z = sigma(xz + hz + b_hz),
 /// m = hn + b_hn, n = tanh(xn + r m), h = (1 - z) n + z h'. xg holds b_ih only.
 /// Writes act {B, 4H} = (r, z, n, m), h, y.
 template <class T>
-void gru_forward_pass(std::size_t B, std::size_t H, const std::int64_t* len, std::size_t t, const T* xg, const T* hg,
-                      const T* bhh, const T* hp, T* act, T* h, T* y, std::size_t ldy) {
+void gru_forward_pass(std::size_t B, std::size_t H, std::size_t n, const std::int64_t* len, std::size_t t,
+                      const T* xg, const T* hg, const T* bhh, const T* hp, T* act, T* h, T* y, std::size_t ldy) {
     const std::size_t G = 3 * H;
-    parallel_rows(B, 12 * H, [&](std::size_t b0, std::size_t b1) {
-        for (std::size_t b = b0; b < b1; ++b) {
-            const T *xr = xg + b * G, *hr = hg + b * G, *hpr = hp + b * H;
-            T *ar = act + b * 4 * H, *hnr = h + b * H, *yr = y + b * ldy;
-            if (len && static_cast<std::int64_t>(t) >= len[b]) {
-                std::copy_n(hpr, H, hnr);
-                std::fill_n(yr, H, T(0));
-                continue;
-            }
-            simd_for<T>(H, [&]<class V>(std::size_t j) {
-                const V r = rnn_sigmoid<T>(V(load<V>(xr + j) + load<V>(hr + j) + load<V>(bhh + j)));
-                const V z = rnn_sigmoid<T>(V(load<V>(xr + H + j) + load<V>(hr + H + j) + load<V>(bhh + H + j)));
-                const V m = load<V>(hr + 2 * H + j) + load<V>(bhh + 2 * H + j);
-                const V n = vm::tanh(V(load<V>(xr + 2 * H + j) + r * m));
-                const V hn = (V(T(1)) - z) * n + z * load<V>(hpr + j);
-                store(r, ar + j);
-                store(z, ar + H + j);
-                store(n, ar + 2 * H + j);
-                store(m, ar + 3 * H + j);
-                store(hn, hnr + j);
-                store(hn, yr + j);
-            });
+    for (std::size_t b = 0; b < B; ++b) {
+        const T *xr = xg + b * G, *hr = hg + b * G, *hpr = hp + b * H;
+        T *ar = act + b * 4 * H, *hnr = h + b * H, *yr = y + b * ldy;
+        if (len && static_cast<std::int64_t>(t) >= len[b]) {
+            std::copy_n(hpr, n, hnr);
+            std::fill_n(yr, n, T(0));
+            continue;
         }
-    });
+        simd_for<T>(n, [&]<class V>(std::size_t j) {
+            const V r = rnn_sigmoid<T>(V(load<V>(xr + j) + load<V>(hr + j) + load<V>(bhh + j)));
+            const V z = rnn_sigmoid<T>(V(load<V>(xr + H + j) + load<V>(hr + H + j) + load<V>(bhh + H + j)));
+            const V m = load<V>(hr + 2 * H + j) + load<V>(bhh + 2 * H + j);
+            const V nn = rnn_tanh<T>(V(load<V>(xr + 2 * H + j) + r * m));
+            const V hn = (V(T(1)) - z) * nn + z * load<V>(hpr + j);
+            store(r, ar + j);
+            store(z, ar + H + j);
+            store(nn, ar + 2 * H + j);
+            store(m, ar + 3 * H + j);
+            store(hn, hnr + j);
+            store(hn, yr + j);
+        });
+    }
 }
 
 /// GRU backward step. Out: dgx {B, 3H} (gradient of the input projection: dr, dz, dn
-/// pre-activation), dgh {B, 3H} (of the recurrent projection: dr, dz, dn r), carry = dh z.
+/// pre-activation, summed into dbx), dgh {B, 3H} (of the recurrent projection: dr, dz, dn r,
+/// summed into dbh), carry = dh z.
 ///   dn = dh (1-z) (1-n^2);  dz = dh (h' - n) z(1-z);  dr = dn m r(1-r)
 template <class T>
-void gru_backward_pass(std::size_t B, std::size_t H, const std::int64_t* len, std::size_t t, const T* act,
-                       const T* hp, const T* dh, const T* dy, std::size_t ldy, T* dgx, T* dgh, T* carry) {
+void gru_backward_pass(std::size_t B, std::size_t H, std::size_t n, const std::int64_t* len, std::size_t t,
+                       const T* act, const T* hp, const T* dh, const T* dy, std::size_t ldy, T* dgx, T* dgh, T* dbx,
+                       T* dbh, T* carry) {
     const std::size_t G = 3 * H;
-    parallel_rows(B, 16 * H, [&](std::size_t b0, std::size_t b1) {
-        for (std::size_t b = b0; b < b1; ++b) {
-            const T *ar = act + b * 4 * H, *hpr = hp + b * H, *dhr = dh + b * H;
-            T *gx = dgx + b * G, *gh = dgh + b * G, *kr = carry + b * H;
-            if (len && static_cast<std::int64_t>(t) >= len[b]) {
-                std::fill_n(gx, G, T(0));
-                std::fill_n(gh, G, T(0));
-                std::copy_n(dhr, H, kr);
-                continue;
+    for (std::size_t b = 0; b < B; ++b) {
+        const T *ar = act + b * 4 * H, *hpr = hp + b * H, *dhr = dh + b * H;
+        T *gx = dgx + b * G, *gh = dgh + b * G, *kr = carry + b * H;
+        if (len && static_cast<std::int64_t>(t) >= len[b]) {
+            for (std::size_t q = 0; q < 3; ++q) {
+                std::fill_n(gx + q * H, n, T(0));
+                std::fill_n(gh + q * H, n, T(0));
             }
-            const T* dyr = dy ? dy + b * ldy : nullptr;
-            simd_for<T>(H, [&]<class V>(std::size_t j) {
-                const V one(T(1));
-                const V r = load<V>(ar + j), z = load<V>(ar + H + j), n = load<V>(ar + 2 * H + j),
-                        m = load<V>(ar + 3 * H + j);
-                V d = load<V>(dhr + j);
-                if (dyr) d += load<V>(dyr + j);
-                const V dn = d * (one - z) * (one - n * n);
-                const V dz = d * (load<V>(hpr + j) - n) * z * (one - z);
-                const V dr = dn * m * r * (one - r);
-                store(dr, gx + j);
-                store(dz, gx + H + j);
-                store(dn, gx + 2 * H + j);
-                store(dr, gh + j);
-                store(dz, gh + H + j);
-                store(V(dn * r), gh + 2 * H + j);
-                store(V(d * z), kr + j);
-            });
+            std::copy_n(dhr, n, kr);
+            continue;
         }
-    });
+        const T* dyr = dy ? dy + b * ldy : nullptr;
+        simd_for<T>(n, [&]<class V>(std::size_t j) {
+            const V one(T(1));
+            const V r = load<V>(ar + j), z = load<V>(ar + H + j), nn = load<V>(ar + 2 * H + j),
+                    m = load<V>(ar + 3 * H + j);
+            V d = load<V>(dhr + j);
+            if (dyr) d += load<V>(dyr + j);
+            const V dn = d * (one - z) * (one - nn * nn);
+            const V dz = d * (load<V>(hpr + j) - nn) * z * (one - z);
+            const V dr = dn * m * r * (one - r);
+            const V dnh = dn * r;
+            store(dr, gx + j);
+            store(dz, gx + H + j);
+            store(dn, gx + 2 * H + j);
+            store(dr, gh + j);
+            store(dz, gh + H + j);
+            store(dnh, gh + 2 * H + j);
+            store(V(load<V>(dbx + j) + dr), dbx + j);
+            store(V(load<V>(dbx + H + j) + dz), dbx + H + j);
+            store(V(load<V>(dbx + 2 * H + j) + dn), dbx + 2 * H + j);
+            store(V(load<V>(dbh + j) + dr), dbh + j);
+            store(V(load<V>(dbh + H + j) + dz), dbh + H + j);
+            store(V(load<V>(dbh + 2 * H + j) + dnh), dbh + 2 * H + j);
+            store(V(d * z), kr + j);
+        });
+    }
 }
 
 // --- one layer, one direction -----------------------------------------------------------------
@@ -214,22 +234,17 @@ struct rnn_dir_saved {
     tensor<T> c0;   // LSTM {B, H}
 };
 
-/// Column sums of a {rows, cols} matrix added into out {cols}.
-template <class T>
-void add_column_sums(const T* a, std::size_t rows, std::size_t cols, T* out) {
-    for (std::size_t r = 0; r < rows; ++r) {
-        const T* ar = a + r * cols;
-        simd_for<T>(cols, [&]<class V>(std::size_t j) { store(V(load<V>(out + j) + load<V>(ar + j)), out + j); });
-    }
-}
-
 /// Forward of one layer and direction over inp {T, B, I} (contiguous, time-major). Writes y
 /// (columns of a {T, B, ldy} output), h_n and c_n {B, H}.
+///
+/// The steps run on a team of threads, each owning a slice of the hidden units: per step it
+/// computes its units' columns of h_{t-1} W_hh^T for every gate (W_hh packed once for all
+/// steps) and their gate pass, then waits for the others (the next step reads all of h_t).
 template <class T>
 rnn_dir_saved<T> rnn_dir_forward(const rnn_spec& s, std::size_t Tn, std::size_t B, std::size_t I, const T* inp,
                                  const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh, const T* h0, const T* c0,
                                  const std::int64_t* len, bool reverse, T* y, std::size_t ldy, T* hn, T* cn) {
-    const std::size_t H = s.hidden_size, G = s.gates() * H;
+    const std::size_t H = s.hidden_size, ng = s.gates(), G = ng * H;
     const bool lstm = s.kind == rnn_kind::lstm;
     rnn_dir_saved<T> sv;
     sv.act = tensor<T>::uninitialized({Tn, B, 4 * H});
@@ -241,30 +256,42 @@ rnn_dir_saved<T> rnn_dir_forward(const rnn_spec& s, std::size_t Tn, std::size_t 
     }
     // the input projection of every step: one GEMM onto the broadcast bias
     auto xg = tensor<T>::uninitialized({Tn * B, G});
-    for (std::size_t r = 0; r < Tn * B; ++r) {
-        T* row = xg.data() + r * G;
-        for (std::size_t j = 0; j < G; ++j) row[j] = lstm ? b_ih[j] + b_hh[j] : b_ih[j];
+    {
+        aligned_vector<T> bias(G);
+        for (std::size_t j = 0; j < G; ++j) bias[j] = lstm ? b_ih[j] + b_hh[j] : b_ih[j];
+        for (std::size_t r = 0; r < Tn * B; ++r) std::copy_n(bias.data(), G, xg.data() + r * G);
     }
     gemm<T>(false, true, Tn * B, G, I, T(1), inp, I, w_ih, I, T(1), xg.data(), G);
+    rnn_panels<T> wp;
+    wp.pack(w_hh, true, H, H, ng);  // op = W_hh^T, one {H, H} block per gate
     auto hg = tensor<T>::uninitialized({B, G});
     const std::size_t BH = B * H;
     std::copy_n(h0, BH, sv.hp.data() + (reverse ? Tn - 1 : 0) * BH);
-    for (std::size_t k = 0; k < Tn; ++k) {
-        const std::size_t t = reverse ? Tn - 1 - k : k;
-        const bool last = k + 1 == Tn;
-        const T* hp = sv.hp.data() + t * BH;
-        T* hnext = last ? hn : sv.hp.data() + (reverse ? t - 1 : t + 1) * BH;
-        gemm<T>(false, true, B, G, H, T(1), hp, H, w_hh, H, T(0), hg.data(), G);
-        T* act = sv.act.data() + t * B * 4 * H;
-        if (lstm) {
-            const T* cp = k == 0 ? c0 : sv.cs.data() + (reverse ? t + 1 : t - 1) * BH;
-            lstm_forward_pass<T>(B, H, len, t, xg.data() + t * B * G, hg.data(), hp, cp, act, sv.cs.data() + t * BH,
-                                 hnext, y + t * B * ldy, ldy);
-        } else {
-            gru_forward_pass<T>(B, H, len, t, xg.data() + t * B * G, hg.data(), b_hh, hp, act, hnext,
-                                y + t * B * ldy, ldy);
+    rnn_team team;
+    team.run(rnn_team_size<T>(H, 2.0 * static_cast<double>(B * G * H)), [&](std::size_t rank, std::size_t size) {
+        const auto range = rnn_unit_range<T>(H, rank, size);
+        const std::size_t u0 = range.first, n = range.second - range.first;
+        for (std::size_t k = 0; k < Tn; ++k) {
+            if (k > 0) team.barrier();  // h_{t-1} is complete
+            if (n == 0) continue;
+            const std::size_t t = reverse ? Tn - 1 - k : k;
+            const bool last = k + 1 == Tn;
+            const T* hp = sv.hp.data() + t * BH;
+            T* hnext = last ? hn : sv.hp.data() + (reverse ? t - 1 : t + 1) * BH;
+            for (std::size_t g = 0; g < ng; ++g)
+                rnn_step_gemm<T>(B, hp, H, wp, g, u0, u0 + n, hg.data() + g * H, G, false);
+            const T* xt = xg.data() + t * B * G + u0;
+            T* act = sv.act.data() + t * B * 4 * H + u0;
+            T* yt = y + t * B * ldy + u0;
+            if (lstm) {
+                const T* cp = k == 0 ? c0 : sv.cs.data() + (reverse ? t + 1 : t - 1) * BH;
+                lstm_forward_pass<T>(B, H, n, len, t, xt, hg.data() + u0, hp + u0, cp + u0, act,
+                                     sv.cs.data() + t * BH + u0, hnext + u0, yt, ldy);
+            } else {
+                gru_forward_pass<T>(B, H, n, len, t, xt, hg.data() + u0, b_hh + u0, hp + u0, act, hnext + u0, yt, ldy);
+            }
         }
-    }
+    });
     if (lstm) std::copy_n(sv.cs.data() + (reverse ? 0 : Tn - 1) * BH, BH, cn);
     return sv;
 }
@@ -278,6 +305,11 @@ struct rnn_dir_grads {
 /// Back-propagation through time for one layer and direction. dy: columns of a {T, B, ldy}
 /// gradient (null: none); dhn, dcn {B, H} (null: none). Adds into the parameter gradients and
 /// into dinp {T, B, I}; writes dh0, dc0.
+///
+/// Per step each thread of the team runs the gate pass of its hidden units (writing their
+/// columns of dG_t), waits for the others, then computes its units' columns of
+/// dh_{t-1} = carry + dG_t W_hh (W_hh packed once). The weight gradients and dX are three
+/// GEMMs over all steps afterwards; the bias gradients are summed inside the gate passes.
 template <class T>
 void rnn_dir_backward(const rnn_spec& s, std::size_t Tn, std::size_t B, std::size_t I, const T* inp, const T* w_ih,
                       const T* w_hh, const std::int64_t* len, bool reverse, const rnn_dir_saved<T>& sv,
@@ -287,33 +319,51 @@ void rnn_dir_backward(const rnn_spec& s, std::size_t Tn, std::size_t B, std::siz
     const bool lstm = s.kind == rnn_kind::lstm;
     auto dgx = tensor<T>::uninitialized({Tn * B, G});
     tensor<T> dgh = lstm ? dgx : tensor<T>::uninitialized({Tn * B, G});
-    auto dh = zeros<T>({B, H}), carry = tensor<T>::uninitialized({B, H}), dc = zeros<T>({B, H});
-    if (dhn) std::copy_n(dhn, BH, dh.data());
+    auto dh_a = zeros<T>({B, H}), dh_b = tensor<T>::uninitialized({B, H}), dc = zeros<T>({B, H});
+    if (dhn) std::copy_n(dhn, BH, dh_a.data());
     if (dcn && lstm) std::copy_n(dcn, BH, dc.data());
-    for (std::size_t k = 0; k < Tn; ++k) {
-        const std::size_t t = reverse ? k : Tn - 1 - k;  // the forward order, backwards
-        const bool first = k + 1 == Tn;                   // the forward's first step
-        const T* dyt = dy ? dy + t * B * ldy : nullptr;
-        const T* act = sv.act.data() + t * B * 4 * H;
-        if (lstm) {
-            const T* cp = first ? sv.c0.data() : sv.cs.data() + (reverse ? t + 1 : t - 1) * BH;
-            lstm_backward_pass<T>(B, H, len, t, act, cp, sv.cs.data() + t * BH, dh.data(), dyt, ldy, dc.data(),
-                                  dgx.data() + t * B * G, carry.data());
-        } else {
-            gru_backward_pass<T>(B, H, len, t, act, sv.hp.data() + t * BH, dh.data(), dyt, ldy,
-                                 dgx.data() + t * B * G, dgh.data() + t * B * G, carry.data());
+    aligned_vector<T> dbx(G, T(0)), dbh(lstm ? 0 : G, T(0));
+    rnn_panels<T> wp;
+    wp.pack(w_hh, false, G, H, 1);  // op = W_hh {G, H}
+    rnn_team team;
+    team.run(rnn_team_size<T>(H, 2.0 * static_cast<double>(B * G * H)), [&](std::size_t rank, std::size_t size) {
+        const auto range = rnn_unit_range<T>(H, rank, size);
+        const std::size_t u0 = range.first, n = range.second - range.first;
+        T *dh = dh_a.data(), *carry = dh_b.data();
+        for (std::size_t k = 0; k < Tn; ++k) {
+            const std::size_t t = reverse ? k : Tn - 1 - k;  // the forward order, backwards
+            const bool first = k + 1 == Tn;                   // the forward's first step
+            if (n > 0) {
+                const T* dyt = dy ? dy + t * B * ldy + u0 : nullptr;
+                const T* act = sv.act.data() + t * B * 4 * H + u0;
+                if (lstm) {
+                    const T* cp = first ? sv.c0.data() : sv.cs.data() + (reverse ? t + 1 : t - 1) * BH;
+                    lstm_backward_pass<T>(B, H, n, len, t, act, cp + u0, sv.cs.data() + t * BH + u0, dh + u0, dyt, ldy,
+                                          dc.data() + u0, dgx.data() + t * B * G + u0, dbx.data() + u0, carry + u0);
+                } else {
+                    gru_backward_pass<T>(B, H, n, len, t, act, sv.hp.data() + t * BH + u0, dh + u0, dyt, ldy,
+                                         dgx.data() + t * B * G + u0, dgh.data() + t * B * G + u0, dbx.data() + u0,
+                                         dbh.data() + u0, carry + u0);
+                }
+            }
+            team.barrier();  // dG_t is complete
+            // dh_{t-1} = carry + dG_t W_hh, this thread's columns
+            if (n > 0) rnn_step_gemm<T>(B, dgh.data() + t * B * G, G, wp, 0, u0, u0 + n, carry, H, true);
+            std::swap(dh, carry);
         }
-        // dh_{t-1} = carry + dG_t W_hh
-        gemm<T>(false, false, B, H, G, T(1), dgh.data() + t * B * G, G, w_hh, H, T(1), carry.data(), H);
-        std::swap(dh, carry);
-    }
-    std::copy_n(dh.data(), BH, dh0);
-    if (lstm) std::copy_n(dc.data(), BH, dc0);
+        for (std::size_t b = 0; b < B; ++b) {
+            std::copy_n(dh + b * H + u0, n, dh0 + b * H + u0);
+            if (lstm) std::copy_n(dc.data() + b * H + u0, n, dc0 + b * H + u0);
+        }
+    });
     // all steps at once
     gemm<T>(true, false, G, I, Tn * B, T(1), dgx.data(), G, inp, I, T(1), gw.w_ih, I);
     gemm<T>(true, false, G, H, Tn * B, T(1), dgh.data(), G, sv.hp.data(), H, T(1), gw.w_hh, H);
-    add_column_sums(dgx.data(), Tn * B, G, gw.b_ih);
-    add_column_sums(dgh.data(), Tn * B, G, gw.b_hh);
+    const T* dbr = lstm ? dbx.data() : dbh.data();
+    for (std::size_t j = 0; j < G; ++j) {
+        gw.b_ih[j] += dbx[j];
+        gw.b_hh[j] += dbr[j];
+    }
     gemm<T>(false, false, Tn * B, I, G, T(1), dgx.data(), G, w_ih, I, T(1), dinp, I);
 }
 

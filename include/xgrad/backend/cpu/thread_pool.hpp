@@ -54,12 +54,12 @@ public:
     /// Rethrows the first exception a task threw.
     void run(std::size_t n, const std::function<void(std::size_t)>& f) {
         if (n <= 1 || in_task()) {
-            for (std::size_t i = 0; i < n; ++i) f(i);
+            run_serial(n, f);
             return;
         }
         std::unique_lock busy(run_mutex_, std::try_to_lock);
         if (!busy.owns_lock()) {  // another thread is using the pool: don't wait, run here
-            for (std::size_t i = 0; i < n; ++i) f(i);
+            run_serial(n, f);
             return;
         }
         ensure_workers(n - 1);
@@ -84,6 +84,11 @@ public:
         if (error_) std::rethrow_exception(error_);
     }
 
+    /// True inside a task of a job whose tasks run at once, one per thread; false when the
+    /// pool runs a job's tasks one after another on the calling thread (a job from inside a
+    /// task, or while another thread uses the pool). Tasks that wait for each other need it.
+    static bool tasks_run_concurrently() { return concurrent(); }
+
 private:
     static constexpr int spin_iterations = 256;  // ~10-40 us: pause takes 40-140 cycles
 
@@ -96,7 +101,20 @@ private:
         thread_local bool flag = false;
         return flag;
     }
+    static bool& concurrent() {
+        thread_local bool flag = false;
+        return flag;
+    }
+    static void run_serial(std::size_t n, const std::function<void(std::size_t)>& f) {
+        struct restore {
+            bool saved = concurrent();
+            ~restore() { concurrent() = saved; }
+        } r;
+        concurrent() = false;
+        for (std::size_t i = 0; i < n; ++i) f(i);
+    }
     void run_task(const std::function<void(std::size_t)>& f, std::size_t i) {
+        concurrent() = true;
         in_task() = true;
         try {
             f(i);
@@ -105,6 +123,7 @@ private:
             if (!error_) error_ = std::current_exception();
         }
         in_task() = false;
+        concurrent() = false;
     }
     void ensure_workers(std::size_t k) {
         while (workers_.size() < k) {
