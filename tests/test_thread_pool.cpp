@@ -1,7 +1,10 @@
 #define BOOST_TEST_MODULE thread_pool
 #include <boost/test/unit_test.hpp>
 
+#include <time.h>
+
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include <xgrad/xgrad.hpp>
@@ -46,4 +49,21 @@ BOOST_AUTO_TEST_CASE(expressions_evaluated_from_several_threads_agree) {
     for (int i = 0; i < 3; ++i) ts.emplace_back([&, i] { got[i] = xgrad::eval(xgrad::sum(xgrad::tanh(x) * x)).item(); });
     for (auto& t : ts) t.join();
     for (float v : got) BOOST_TEST(v == ref, boost::test_tools::tolerance(1e-4f));
+}
+
+BOOST_AUTO_TEST_CASE(idle_workers_block_instead_of_spinning) {
+    // After a region the workers spin for a bounded time (well under a millisecond), then block:
+    // over 200 ms of idling the process must use almost no CPU time.
+    auto cpu_seconds = [] {
+        timespec ts{};
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+    };
+    std::atomic<int> n{0};
+    for (int it = 0; it < 100; ++it) xgrad::detail::parallel_run(2, [&](std::size_t) { ++n; });
+    BOOST_TEST(n.load() == 200);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past the spin
+    const double before = cpu_seconds();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    BOOST_TEST(cpu_seconds() - before < 0.02);
 }

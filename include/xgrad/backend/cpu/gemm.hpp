@@ -24,6 +24,10 @@
 
 #include <xsimd/xsimd.hpp>
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 #include "../../core/config.hpp"
 #include "../../core/error.hpp"
 #include "../../detail/vmath.hpp"
@@ -181,6 +185,34 @@ XGRAD_INLINE T elem(const T* a, std::size_t ld, bool trans, std::size_t i, std::
     return trans ? a[k * ld + i] : a[i * ld + k];
 }
 
+/// dst[j * ldd + i] = src[i * lds + j] for an 8 x 8 block (AVX: in registers; else scalar).
+template <class T>
+XGRAD_INLINE void transpose8x8(const T* src, std::size_t lds, T* dst, std::size_t ldd) {
+#if defined(__AVX__)
+    if constexpr (std::is_same_v<T, float>) {
+        __m256 r[8], t[8], u[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) {
+            u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+            u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+            u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+            u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+        }
+        for (int i = 0; i < 4; ++i) {
+            _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+            _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+        }
+        return;
+    }
+#endif
+    for (std::size_t i = 0; i < 8; ++i)
+        for (std::size_t j = 0; j < 8; ++j) dst[j * ldd + i] = src[i * lds + j];
+}
+
 /// Packs rows [i0, i0 + mc) x columns [k0, k0 + kc) of op(A) into MR-row panels: panel p
 /// holds, for each k, its MR values side by side. Rows past the end are zero.
 template <class T>
@@ -197,9 +229,15 @@ void pack_a(const T* a, std::size_t lda, bool ta, std::size_t i0, std::size_t mc
                 for (std::size_t r = mr; r < MR; ++r) d[r] = T(0);
             }
         } else {
+            std::size_t k8 = 0;
+            if constexpr (MR % 8 == 0)
+                if (mr == MR)  // 8 x 8 blocks transposed in registers
+                    for (; k8 + 8 <= kc; k8 += 8)
+                        for (std::size_t r = 0; r < MR; r += 8)
+                            transpose8x8(a + (i0 + p + r) * lda + k0 + k8, lda, dst + k8 * MR + r, MR);
             for (std::size_t r = 0; r < mr; ++r) {
                 const T* src = a + (i0 + p + r) * lda + k0;
-                for (std::size_t k = 0; k < kc; ++k) dst[k * MR + r] = src[k];
+                for (std::size_t k = k8; k < kc; ++k) dst[k * MR + r] = src[k];
             }
             for (std::size_t r = mr; r < MR; ++r)
                 for (std::size_t k = 0; k < kc; ++k) dst[k * MR + r] = T(0);
@@ -216,12 +254,24 @@ void pack_b(const T* b, std::size_t ldb, bool tb, std::size_t k0, std::size_t kc
     for (std::size_t q = 0; q < nc; q += NR, dst += NR * kc) {
         const std::size_t nr = std::min(NR, nc - q);
         if (tb) {  // op(B)(k, j) = b[j * ldb + k]
-            for (std::size_t c = 0; c < nr; ++c) {
-                const T* src = b + (j0 + q + c) * ldb + k0;
-                for (std::size_t k = 0; k < kc; ++k) dst[k * NR + c] = src[k];
-            }
+            const T* src = b + (j0 + q) * ldb + k0;
+            std::size_t k = 0;
+            if constexpr (NR % 8 == 0)
+                if (nr == NR)  // 8 x 8 blocks transposed in registers
+                    for (; k + 8 <= kc; k += 8)
+                        for (std::size_t c = 0; c < NR; c += 8) transpose8x8(src + c * ldb + k, ldb, dst + k * NR + c, NR);
+            for (std::size_t c = 0; c < nr; ++c)
+                for (std::size_t kk = k; kk < kc; ++kk) dst[kk * NR + c] = src[c * ldb + kk];
             for (std::size_t c = nr; c < NR; ++c)
-                for (std::size_t k = 0; k < kc; ++k) dst[k * NR + c] = T(0);
+                for (std::size_t kk = 0; kk < kc; ++kk) dst[kk * NR + c] = T(0);
+        } else if (nr == NR) {  // whole panels: NR values per k, copied as SIMD vectors
+            using V = simd_t<T>;
+            constexpr std::size_t W = V::size;
+            for (std::size_t k = 0; k < kc; ++k) {
+                const T* src = b + (k0 + k) * ldb + j0 + q;
+                T* d = dst + k * NR;
+                for (std::size_t v = 0; v < NR; v += W) V::load_unaligned(src + v).store_unaligned(d + v);
+            }
         } else {
             for (std::size_t k = 0; k < kc; ++k) {
                 const T* src = b + (k0 + k) * ldb + j0 + q;
