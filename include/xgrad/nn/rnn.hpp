@@ -6,7 +6,8 @@
 // gates i, f, g, o and 3 for the GRU's r, z, n), so a PyTorch state_dict loads as it is.
 // Initialisation as PyTorch: every parameter ~ U(-k, k), k = 1 / sqrt(hidden_size).
 // The whole stack runs as one node (ops/rnn.hpp): one GEMM per step and direction for the
-// recurrence and one fused pass for all gate math, forward and backward. CPU only.
+// recurrence and one fused pass for all gate math, forward and backward. The module is a CPU
+// one (its node also runs on the Thrust/CUDA devices, from device operands: docs/devices.md).
 #include <cmath>
 #include <cstdint>
 #include <optional>
