@@ -552,7 +552,7 @@ inline xgrad::tensor<std::uint8_t> padding(std::size_t Sk, const std::vector<std
 
 }  // namespace nn_suite
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(lstm_two_bidirectional_layers_with_lengths_match_the_reference, D, nn_suite::subset) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(lstm_two_bidirectional_layers_with_lengths_match_the_reference, D, nn_suite::full) {
     using namespace nn_suite;
     compare_rnn<D, float>(xgrad::rnn_kind::lstm, 2, true, false, true, 1000);
     compare_rnn<D, double>(xgrad::rnn_kind::lstm, 2, true, true, true, 1100);
@@ -564,6 +564,38 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(gru_and_lstm_configurations_match_the_reference, D
     compare_rnn<D, double>(xgrad::rnn_kind::gru, 2, true, false, true, 1300);
     compare_rnn<D, float>(xgrad::rnn_kind::gru, 1, false, false, false, 1400);
     compare_rnn<D, float>(xgrad::rnn_kind::lstm, 1, false, true, false, 1500);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(lstm_and_gru_modules_move_to_the_device, D, nn_suite::full) {
+    using namespace nn_suite;
+    namespace nn = xgrad::nn;
+    const auto len = xgrad::tensor<std::int64_t>({3}, {5, 2, 4});
+    // outputs, then x's and every parameter's gradient of sum(output * up) + sum(h_n)
+    auto run = [&]<class M>(M model, const auto& xh, const auto& up) {
+        using Dv = typename M::device_type;
+        using T = typename M::value_type;
+        auto x = xgrad::param(xgrad::to<Dv>(xh));
+        auto out = model.forward(x, len);
+        std::vector<std::vector<T>> r{host(xgrad::eval(out.output)), host(xgrad::eval(out.h_n))};
+        xgrad::backward(xgrad::sum(out.output * xgrad::to<Dv>(up)) + xgrad::sum(out.h_n));
+        r.push_back(host(x.grad()));
+        model.for_each_member([&](const char*, auto& p) { r.push_back(host(p.grad())); });
+        return r;
+    };
+    auto compare = [&](const auto& cpu_model, const auto& xh, const auto& up, const std::string& what, double rt, double at) {
+        const auto want = run(xgrad::to<reference>(cpu_model), xh, up);
+        const auto got = run(xgrad::to<D>(cpu_model), xh, up);
+        BOOST_TEST_REQUIRE(got.size() == want.size());
+        for (std::size_t i = 0; i < got.size(); ++i) expect_close(got[i], want[i], what + " result " + std::to_string(i), rt, at);
+    };
+    xgrad::rng gen(2100);
+    nn::lstm<float> lstm(3, 4, {.num_layers = 2, .bidirectional = true, .batch_first = true}, gen);
+    static_assert(std::is_same_v<typename decltype(xgrad::to<D>(lstm))::device_type, D>);
+    compare(lstm, data({3, 5, 3}, 2101), data({3, 5, 8}, 2102, 0.5, 1.5), "nn::lstm", nn_suite::rtol<float>,
+            nn_suite::atol<float>);
+    nn::gru<double> gru(3, 4, {.num_layers = 2}, gen);
+    compare(gru, data<double>({5, 3, 3}, 2103), data<double>({5, 3, 4}, 2104, 0.5, 1.5), "nn::gru double", nn_suite::rtol<double>,
+            nn_suite::atol<double>);
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(lstm_and_gru_cells_match_the_reference, D, nn_suite::full) {
@@ -609,7 +641,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(masked_softmax_matches_the_reference, D, nn_suite:
     }, data({4, 7, 7}, 1802, -6, 6));
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(multihead_attention_with_masks_matches_the_reference, D, nn_suite::subset) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(multihead_attention_with_masks_matches_the_reference, D, nn_suite::full) {
     using namespace nn_suite;
     const std::size_t B = 3, S = 5, E = 8, heads = 2;
     const auto pad = padding(S, {0, 2, 4});
