@@ -1,5 +1,6 @@
 // The device suite of the line and window barrier ops: pooling, softmax/log_softmax, the
-// class losses, dropout, batch_norm/layer_norm and embedding. Each check builds the same op
+// class losses, dropout, batch_norm/layer_norm, embedding, the LSTM/GRU stacks and cells, and
+// attention (masked_softmax, multihead_attention). Each check builds the same op
 // on a reference device and on the device under test and compares the values and every
 // gradient to float32 tolerance; dropout, whose device mask is not the CPU's, is checked by
 // its properties. Included by test_thrust_nn.cpp (reference: the CPU backend; every check on
@@ -14,6 +15,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -477,6 +479,211 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(embedding_bag_matches_the_reference, D, nn_suite::
                       xgrad::value_error);
     BOOST_CHECK_THROW(xgrad::embedding_bag(xgrad::to<D>(idx), xgrad::to<D>(xgrad::tensor<std::int64_t>({2}, {0, 10})), wd),
                       xgrad::value_error);
+}
+
+// --- recurrent stacks and attention ------------------------------------------------------
+
+namespace nn_suite {
+
+/// An LSTM/GRU stack (the node behind nn::lstm / nn::gru) on the reference and on D from the
+/// same host values: every output's value, then, from a pseudo-random upstream gradient of
+/// that output, the gradients of x, h0, c0 and every weight and bias.
+template <class D, class T>
+void compare_rnn(xgrad::rnn_kind kind, std::size_t layers, bool bidirectional, bool batch_first, bool with_lengths,
+                 std::uint64_t seed) {
+    xgrad::rnn_spec s;
+    s.kind = kind;
+    s.input_size = 3;
+    s.hidden_size = 4;
+    s.num_layers = layers;
+    s.bidirectional = bidirectional;
+    s.batch_first = batch_first;
+    const std::size_t Tn = 5, B = 3, H = s.hidden_size, G = s.gates() * H, Dn = s.dirs();
+    std::vector<xgrad::tensor<T>> values{data<T>(batch_first ? shape_t{B, Tn, 3} : shape_t{Tn, B, 3}, seed),
+                                       data<T>({layers * Dn, B, H}, seed + 1, -1, 1),
+                                       data<T>({layers * Dn, B, H}, seed + 2, -1, 1)};
+    for (std::size_t k = 0; k < layers * Dn; ++k) {
+        const std::size_t in = k / Dn == 0 ? s.input_size : Dn * H;
+        for (const shape_t& w : {shape_t{G, in}, shape_t{G, H}, shape_t{G}, shape_t{G}})
+            values.push_back(data<T>(w, seed + 10 + values.size(), -0.6, 0.6));
+    }
+    std::optional<xgrad::tensor<std::int64_t>> len;
+    if (with_lengths) len = xgrad::tensor<std::int64_t>({B}, {3, 5, 1});
+    const std::string name = std::string(s.name()) + " layers " + std::to_string(layers) +
+                             (bidirectional ? " bidirectional" : "") + (batch_first ? " batch_first" : "") +
+                             (with_lengths ? " with lengths" : "") + (std::is_same_v<T, double> ? " double" : " float");
+    auto outputs = [&](auto dv, auto& p) {
+        using Dv = typename decltype(dv)::type;
+        std::vector<xgrad::parameter<T, Dv>> w(p.begin() + 3, p.end());
+        return xgrad::detail::make_rnn<T>(s, xgrad::as_expr(p[0]), xgrad::as_expr(p[1]), xgrad::as_expr(p[2]), w, len,
+                                          0, false, nullptr);
+    };
+    for (std::size_t which = 0; which < (kind == xgrad::rnn_kind::lstm ? 3u : 2u); ++which) {
+        const std::string what = name + " output " + std::to_string(which);
+        std::vector<xgrad::parameter<T, reference>> pr;
+        std::vector<xgrad::parameter<T, D>> pd;
+        for (const auto& h : values) {
+            pr.push_back(xgrad::param(xgrad::to<reference>(h.clone())));
+            pd.push_back(xgrad::param(xgrad::to<D>(h.clone())));
+        }
+        const auto er = outputs(on<reference>{}, pr)[which];
+        const auto ed = outputs(on<D>{}, pd)[which];
+        const auto want = xgrad::eval(er);
+        const auto got = xgrad::eval(ed);
+        static_assert(std::is_same_v<typename decltype(got)::device_type, D>, "the result must stay on the device");
+        BOOST_TEST_INFO(what);
+        BOOST_TEST_REQUIRE(got.shape() == want.shape());
+        expect_close(host(got), host(want), what + ": value", rtol<T>, atol<T>);
+        const auto up = data<T>(want.shape(), seed + 99, 0.5, 1.5);
+        xgrad::backward(er, xgrad::to<reference>(up));
+        xgrad::backward(ed, xgrad::to<D>(up));
+        for (std::size_t i = 0; i < pr.size(); ++i)
+            expect_close(host(pd[i].grad()), host(pr[i].grad()), what + ": gradient " + std::to_string(i), rtol<T>, atol<T>);
+    }
+}
+
+/// A key padding mask {B, Sk}: item b hides its last pads[b] keys.
+inline xgrad::tensor<std::uint8_t> padding(std::size_t Sk, const std::vector<std::size_t>& pads) {
+    auto m = xgrad::zeros<std::uint8_t>({pads.size(), Sk});
+    for (std::size_t b = 0; b < pads.size(); ++b)
+        for (std::size_t j = Sk - pads[b]; j < Sk; ++j) m.data()[b * Sk + j] = 1;
+    return m;
+}
+
+}  // namespace nn_suite
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(lstm_two_bidirectional_layers_with_lengths_match_the_reference, D, nn_suite::full) {
+    using namespace nn_suite;
+    compare_rnn<D, float>(xgrad::rnn_kind::lstm, 2, true, false, true, 1000);
+    compare_rnn<D, double>(xgrad::rnn_kind::lstm, 2, true, true, true, 1100);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(gru_and_lstm_configurations_match_the_reference, D, nn_suite::full) {
+    using namespace nn_suite;
+    compare_rnn<D, float>(xgrad::rnn_kind::gru, 2, true, true, true, 1200);
+    compare_rnn<D, double>(xgrad::rnn_kind::gru, 2, true, false, true, 1300);
+    compare_rnn<D, float>(xgrad::rnn_kind::gru, 1, false, false, false, 1400);
+    compare_rnn<D, float>(xgrad::rnn_kind::lstm, 1, false, true, false, 1500);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(lstm_and_gru_modules_move_to_the_device, D, nn_suite::full) {
+    using namespace nn_suite;
+    namespace nn = xgrad::nn;
+    const auto len = xgrad::tensor<std::int64_t>({3}, {5, 2, 4});
+    // outputs, then x's and every parameter's gradient of sum(output * up) + sum(h_n)
+    auto run = [&]<class M>(M model, const auto& xh, const auto& up) {
+        using Dv = typename M::device_type;
+        using T = typename M::value_type;
+        auto x = xgrad::param(xgrad::to<Dv>(xh));
+        auto out = model.forward(x, len);
+        std::vector<std::vector<T>> r{host(xgrad::eval(out.output)), host(xgrad::eval(out.h_n))};
+        xgrad::backward(xgrad::sum(out.output * xgrad::to<Dv>(up)) + xgrad::sum(out.h_n));
+        r.push_back(host(x.grad()));
+        model.for_each_member([&](const char*, auto& p) { r.push_back(host(p.grad())); });
+        return r;
+    };
+    auto compare = [&](const auto& cpu_model, const auto& xh, const auto& up, const std::string& what, double rt, double at) {
+        const auto want = run(xgrad::to<reference>(cpu_model), xh, up);
+        const auto got = run(xgrad::to<D>(cpu_model), xh, up);
+        BOOST_TEST_REQUIRE(got.size() == want.size());
+        for (std::size_t i = 0; i < got.size(); ++i) expect_close(got[i], want[i], what + " result " + std::to_string(i), rt, at);
+    };
+    xgrad::rng gen(2100);
+    // dropout between the layers: both copies draw the masks from the same generator state
+    nn::lstm<float> lstm(3, 4, {.num_layers = 2, .bidirectional = true, .batch_first = true, .dropout = 0.4}, gen);
+    lstm.train();
+    static_assert(std::is_same_v<typename decltype(xgrad::to<D>(lstm))::device_type, D>);
+    compare(lstm, data({3, 5, 3}, 2101), data({3, 5, 8}, 2102, 0.5, 1.5), "nn::lstm", nn_suite::rtol<float>,
+            nn_suite::atol<float>);
+    nn::gru<double> gru(3, 4, {.num_layers = 2}, gen);
+    compare(gru, data<double>({5, 3, 3}, 2103), data<double>({5, 3, 4}, 2104, 0.5, 1.5), "nn::gru double", nn_suite::rtol<double>,
+            nn_suite::atol<double>);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(lstm_and_gru_cells_match_the_reference, D, nn_suite::full) {
+    using namespace nn_suite;
+    const std::size_t B = 3, I = 5, H = 4;
+    auto cells = [&]<class T>(T, std::uint64_t seed) {
+        const std::string t = std::is_same_v<T, double> ? " double" : " float";
+        for (int out = 0; out < 2; ++out)
+            compare_op<D>("lstm_cell " + std::string(out ? "c" : "h") + t,
+                          [&](auto, auto& x, auto& h, auto& c, auto& wi, auto& wh, auto& bi, auto& bh) {
+                              auto s = xgrad::lstm_cell(x, h, c, wi, wh, bi, bh);
+                              return out ? s.c : s.h;
+                          },
+                          data<T>({B, I}, seed), data<T>({B, H}, seed + 1), data<T>({B, H}, seed + 2),
+                          data<T>({4 * H, I}, seed + 3, -0.6, 0.6), data<T>({4 * H, H}, seed + 4, -0.6, 0.6),
+                          data<T>({4 * H}, seed + 5), data<T>({4 * H}, seed + 6));
+        compare_op<D>("gru_cell" + t,
+                      [&](auto, auto& x, auto& h, auto& wi, auto& wh, auto& bi, auto& bh) {
+                          return xgrad::gru_cell(x, h, wi, wh, bi, bh);
+                      },
+                      data<T>({B, I}, seed + 7), data<T>({B, H}, seed + 8), data<T>({3 * H, I}, seed + 9, -0.6, 0.6),
+                      data<T>({3 * H, H}, seed + 10, -0.6, 0.6), data<T>({3 * H}, seed + 11), data<T>({3 * H}, seed + 12));
+    };
+    cells(float{}, 1600);
+    cells(double{}, 1700);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(masked_softmax_matches_the_reference, D, nn_suite::full) {
+    using namespace nn_suite;
+    // item 1 hides every key: its rows are zeros, with zero gradient
+    const auto pad = padding(6, {2, 6, 0});
+    for (bool causal : {false, true}) {
+        const std::string c = causal ? " causal" : "";
+        compare_op<D>("masked_softmax key padding" + c,
+                      [&](auto, auto& a) { return xgrad::masked_softmax(a, xgrad::attention_mask::key_padding(pad, causal), 0.7); },
+                      data({3, 2, 5, 6}, 1800, -6, 6));
+        compare_op<D>("masked_softmax double key padding" + c,
+                      [&](auto, auto& a) { return xgrad::masked_softmax(a, xgrad::attention_mask::key_padding(pad, causal), 0.7); },
+                      data<double>({3, 2, 5, 6}, 1801, -6, 6));
+    }
+    compare_op<D>("masked_softmax causal only", [&](auto, auto& a) {
+        return xgrad::masked_softmax(a, xgrad::attention_mask::causal_mask(), 1.3);
+    }, data({4, 7, 7}, 1802, -6, 6));
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(multihead_attention_with_masks_matches_the_reference, D, nn_suite::full) {
+    using namespace nn_suite;
+    const std::size_t B = 3, S = 5, E = 8, heads = 2;
+    const auto pad = padding(S, {0, 2, 4});
+    auto packed = [&]<class T>(T, bool causal, bool batch_first, std::uint64_t seed) {
+        xgrad::attention_options o;
+        o.mask = xgrad::attention_mask::key_padding(pad, causal);
+        o.batch_first = batch_first;
+        compare_op<D>(std::string("multihead_attention packed") + (causal ? " causal" : "") + (batch_first ? "" : " seq-first") +
+                          (std::is_same_v<T, double> ? " double" : " float"),
+                      [&](auto, auto& qkv) { return xgrad::multihead_attention(qkv, heads, o); },
+                      data<T>(batch_first ? shape_t{B, S, 3 * E} : shape_t{S, B, 3 * E}, seed));
+    };
+    packed(float{}, true, true, 1900);
+    packed(float{}, false, true, 1901);
+    packed(float{}, true, false, 1902);
+    packed(double{}, true, true, 1903);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(multihead_attention_separate_inputs_and_dropout, D, nn_suite::full) {
+    using namespace nn_suite;
+    const std::size_t B = 2, Sq = 3, Sk = 6, E = 12, heads = 3;
+    xgrad::attention_options o;
+    o.mask = xgrad::attention_mask::key_padding(padding(Sk, {1, 3}));
+    auto qkv = [&]<class T>(T, const xgrad::attention_options& opt, const std::string& what, std::uint64_t seed) {
+        compare_op<D>(what + (std::is_same_v<T, double> ? " double" : " float"),
+                      [&](auto, auto& q, auto& k, auto& v) { return xgrad::multihead_attention(q, k, v, heads, opt); },
+                      data<T>({B, Sq, E}, seed), data<T>({B, Sk, E}, seed + 1), data<T>({B, Sk, E}, seed + 2));
+    };
+    qkv(float{}, o, "multihead_attention q, k, v key padding", 2000);
+    qkv(double{}, o, "multihead_attention q, k, v key padding", 2010);
+    // dropout on the weights: the device draws the CPU's mask from the seed
+    o.training = true;
+    o.dropout = 0.3;
+    o.seed = 17;
+    qkv(float{}, o, "multihead_attention q, k, v dropout", 2020);
+    auto x = xgrad::to<D>(data({B, Sq, E}, 2030));
+    const auto k = xgrad::to<D>(data({B, Sk, E}, 2031));
+    BOOST_CHECK_THROW(xgrad::multihead_attention(x, k, k, 5, o), xgrad::shape_error);  // 12 % 5
+    o.mask = xgrad::attention_mask::key_padding(padding(Sk + 1, {1, 3}));
+    BOOST_CHECK_THROW(xgrad::multihead_attention(x, k, k, heads, o), xgrad::shape_error);
 }
 
 // --- together --------------------------------------------------------------------------------

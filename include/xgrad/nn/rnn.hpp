@@ -6,7 +6,9 @@
 // gates i, f, g, o and 3 for the GRU's r, z, n), so a PyTorch state_dict loads as it is.
 // Initialisation as PyTorch: every parameter ~ U(-k, k), k = 1 / sqrt(hidden_size).
 // The whole stack runs as one node (ops/rnn.hpp): one GEMM per step and direction for the
-// recurrence and one fused pass for all gate math, forward and backward. CPU only.
+// recurrence and one fused pass for all gate math, forward and backward. On a device
+// (nn::lstm<float, Device>, or xgrad::to<Device>(model)) the parameters live there and the
+// node runs the device's kernels (backend/thrust/ops_rnn.hpp); lengths stay on the host.
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -16,6 +18,7 @@
 #include "../ops/rnn.hpp"
 #include "init.hpp"
 #include "module.hpp"
+#include "transfer.hpp"
 
 namespace xgrad {
 
@@ -40,13 +43,13 @@ struct rnn_options {
     double dropout = 0;  // on the outputs of every layer but the last, in training
 };
 
-template <class T, rnn_kind Kind>
-class recurrent : public module<recurrent<T, Kind>> {
+template <class T, rnn_kind Kind, class Device = device::cpu>
+class recurrent : public module<recurrent<T, Kind, Device>> {
     static_assert(std::is_floating_point_v<T>, "xgrad::nn::lstm/gru<T>: T must be float or double");
 
 public:
     using value_type = T;
-    using device_type = device::cpu;
+    using device_type = Device;
     static constexpr const char* kind = Kind == rnn_kind::lstm ? "lstm" : "gru";
 
     recurrent(std::size_t input_size, std::size_t hidden_size, const rnn_options& o = {},
@@ -75,11 +78,19 @@ public:
                 const char* base[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
                 for (int i = 0; i < 4; ++i) {
                     auto p = xgrad::param(tensor<T>::uninitialized(shapes[i]));
-                    init::uniform(p, gen, -k, k);
-                    params_.push_back(p);
+                    init::uniform(p, gen, -k, k);  // drawn on the host, as on the CPU
+                    params_.push_back(xgrad::to<Device>(p));
                     names_.push_back(base[i] + sfx);
                 }
             }
+    }
+
+    /// The same layer on another device (parameters copied, same training mode).
+    template <class From>
+    explicit recurrent(const recurrent<T, Kind, From>& o)
+        : spec_(o.spec_), dropout_(o.dropout_), gen_(o.gen_), names_(o.names_) {
+        for (const auto& p : o.params_) params_.push_back(xgrad::to<Device>(p));
+        this->set_training(o.is_training());
     }
 
     std::size_t input_size() const { return spec_.input_size; }
@@ -90,10 +101,10 @@ public:
     double dropout() const { return dropout_; }
 
     /// weight_ih_l{layer}[_reverse] and its siblings.
-    parameter<T>& weight_ih(std::size_t layer, bool reverse = false) { return at(layer, reverse, 0); }
-    parameter<T>& weight_hh(std::size_t layer, bool reverse = false) { return at(layer, reverse, 1); }
-    parameter<T>& bias_ih(std::size_t layer, bool reverse = false) { return at(layer, reverse, 2); }
-    parameter<T>& bias_hh(std::size_t layer, bool reverse = false) { return at(layer, reverse, 3); }
+    parameter<T, Device>& weight_ih(std::size_t layer, bool reverse = false) { return at(layer, reverse, 0); }
+    parameter<T, Device>& weight_hh(std::size_t layer, bool reverse = false) { return at(layer, reverse, 1); }
+    parameter<T, Device>& bias_ih(std::size_t layer, bool reverse = false) { return at(layer, reverse, 2); }
+    parameter<T, Device>& bias_hh(std::size_t layer, bool reverse = false) { return at(layer, reverse, 3); }
 
     /// Zero initial states.
     template <operand X>
@@ -128,7 +139,10 @@ public:
     }
 
 private:
-    parameter<T>& at(std::size_t layer, bool reverse, int which) {
+    template <class, rnn_kind, class>
+    friend class recurrent;
+
+    parameter<T, Device>& at(std::size_t layer, bool reverse, int which) {
         if (layer >= spec_.num_layers || (reverse && !spec_.bidirectional))
             throw value_error(std::string(kind) + ": no layer " + std::to_string(layer) + (reverse ? " (reverse)" : ""));
         return params_[4 * (layer * spec_.dirs() + (reverse ? 1 : 0)) + static_cast<std::size_t>(which)];
@@ -136,10 +150,10 @@ private:
 
     /// Zeros of the state shape for input x (the batch extent read from x's shape).
     template <class X>
-    tensor_node<T> zero_state(const X& x) const {
+    tensor_node<T, Device> zero_state(const X& x) const {
         const shape_t s = as_expr(x).shape();
         const std::size_t B = s.size() == 3 ? (spec_.batch_first ? s[0] : s[1]) : 0;
-        return tensor_node<T>(zeros<T>({spec_.num_layers * spec_.dirs(), B, spec_.hidden_size}));
+        return tensor_node<T, Device>(zeros<T, Device>({spec_.num_layers * spec_.dirs(), B, spec_.hidden_size}));
     }
 
     template <class X, class H0, class C0>
@@ -156,16 +170,22 @@ private:
     rnn_spec spec_;
     double dropout_ = 0;
     rng gen_;
-    std::vector<parameter<T>> params_;
+    std::vector<parameter<T, Device>> params_;
     std::vector<std::string> names_;
 };
 
 /// torch.nn.LSTM: gates i, f, g, o; c_t = f c_{t-1} + i g, h_t = o tanh(c_t).
-template <class T = float>
-using lstm = recurrent<T, rnn_kind::lstm>;
+template <class T = float, class Device = device::cpu>
+using lstm = recurrent<T, rnn_kind::lstm, Device>;
 /// torch.nn.GRU: gates r, z, n; n = tanh(W_in x + b_in + r (W_hn h + b_hn)), h_t = (1 - z) n + z h_{t-1}.
-template <class T = float>
-using gru = recurrent<T, rnn_kind::gru>;
+template <class T = float, class Device = device::cpu>
+using gru = recurrent<T, rnn_kind::gru, Device>;
+
+/// to<Device>(model) for the recurrent layers.
+template <class T, rnn_kind Kind, class D, class To>
+struct on_device<recurrent<T, Kind, D>, To> {
+    using type = recurrent<T, Kind, To>;
+};
 
 }  // namespace nn
 }  // namespace xgrad

@@ -31,7 +31,9 @@
 #include "../core/rng.hpp"
 #include "../core/transfer.hpp"
 #include "../expr/op_node.hpp"
+#include "detail/device_kernels.hpp"
 #include "detail/layout.hpp"
+#include "detail/line.hpp"
 #include "matmul.hpp"
 #include "shape_ops.hpp"
 
@@ -90,38 +92,68 @@ private:
 
 namespace detail {
 
-/// Row i of a masked softmax over n keys, in place: row <- softmax(scale * row) over the visible
-/// keys (j < visible and pad[j] == 0, pad may be null), 0 elsewhere; all zeros if none is visible.
-template <class T>
-void masked_softmax_row(T* row, std::size_t n, std::size_t visible, const std::uint8_t* pad, T scale) {
+/// A masked softmax row of n keys, in place: the first `visible` keys (the line `vis` walks,
+/// vis.n = visible, over the contiguous row) not flagged in pad (may be null) get
+/// softmax(scale * row) over them, every other key 0; all zeros if none is visible. The CPU runs
+/// it on SIMD batches along the row (contiguous_line), a device thread on one row.
+template <class L, class T>
+XGRAD_HD XGRAD_INLINE void masked_softmax_line(const L& vis, T* row, std::size_t n, const std::uint8_t* pad, T scale) {
     constexpr T ninf = -std::numeric_limits<T>::infinity();
-    simd_for<T>(visible, [&]<class V>(std::size_t j) { store(V(load<V>(row + j) * V(scale)), row + j); });
+    vis.each([&]<class V>(std::size_t j) {
+        const std::size_t k = vis.at(j);
+        store(V(load<V>(row + k) * V(scale)), row + k);
+    });
     if (pad)
-        for (std::size_t j = 0; j < visible; ++j)
-            if (pad[j]) row[j] = ninf;
-    const T m = visible ? simd_max<T>(visible, [&]<class V>(std::size_t j) { return load<V>(row + j); }) : ninf;
+        for (std::size_t j = 0; j < vis.n; ++j)
+            if (pad[j]) row[vis.at(j)] = ninf;
+    const T m = vis.n ? T(vis.max([&]<class V>(std::size_t j) { return load<V>(row + vis.at(j)); })) : ninf;
     if (m == ninf) {  // nothing visible
-        std::fill(row, row + n, T(0));
+        for (std::size_t j = 0; j < n; ++j) row[j] = T(0);
         return;
     }
     // exp(-inf - m) = 0 for the padded keys
-    const T s = simd_sum<T>(visible, [&]<class V>(std::size_t j) {
-        const V e = vm::exp(load<V>(row + j) - V(m));
-        store(e, row + j);
+    const T s = vis.sum([&]<class V>(std::size_t j) {
+        const std::size_t k = vis.at(j);
+        const V e = vm::exp(load<V>(row + k) - V(m));
+        store(e, row + k);
         return e;
     });
     const T r = T(1) / s;
-    simd_for<T>(visible, [&]<class V>(std::size_t j) { store(V(load<V>(row + j) * V(r)), row + j); });
-    std::fill(row + visible, row + n, T(0));
+    vis.each([&]<class V>(std::size_t j) {
+        const std::size_t k = vis.at(j);
+        store(V(load<V>(row + k) * V(r)), row + k);
+    });
+    for (std::size_t j = vis.n; j < n; ++j) row[j] = T(0);
+}
+
+/// Its backward over one row (line): dx = scale * y * (g - sum_j g_j y_j); dx may alias g.
+template <class L, class T>
+XGRAD_HD XGRAD_INLINE void masked_softmax_line_backward(const L& line, const T* g, const T* y, T* dx, T scale) {
+    const T dot = line.sum([&]<class V>(std::size_t j) {
+        const std::size_t k = line.at(j);
+        return V(load<V>(g + k) * load<V>(y + k));
+    });
+    line.each([&]<class V>(std::size_t j) {
+        const std::size_t k = line.at(j);
+        store(V(V(scale) * load<V>(y + k) * (load<V>(g + k) - V(dot))), dx + k);
+    });
+}
+
+/// Keys query i of Sq sees of Sk (all, or the first i + 1 under a causal mask).
+XGRAD_HD inline std::size_t visible_keys(bool causal, std::size_t i, std::size_t Sk) {
+    return causal && i + 1 < Sk ? i + 1 : Sk;
+}
+
+/// Row i of a masked softmax over n keys on the CPU (see masked_softmax_line).
+template <class T>
+void masked_softmax_row(T* row, std::size_t n, std::size_t visible, const std::uint8_t* pad, T scale) {
+    masked_softmax_line(contiguous_line<T>{visible}, row, n, pad, scale);
 }
 
 /// dx = scale * y * (g - sum_j g_j y_j) over one row of n; dx may alias g.
 template <class T>
 void masked_softmax_row_backward(const T* g, const T* y, T* dx, std::size_t n, T scale) {
-    const T dot = simd_sum<T>(n, [&]<class V>(std::size_t j) { return V(load<V>(g + j) * load<V>(y + j)); });
-    simd_for<T>(n, [&]<class V>(std::size_t j) {
-        store(V(V(scale) * load<V>(y + j) * (load<V>(g + j) - V(dot))), dx + j);
-    });
+    masked_softmax_line_backward(contiguous_line<T>{n}, g, y, dx, scale);
 }
 
 /// The op_node Impl of masked_softmax over x {B, ..., Sq, Sk}.
@@ -149,7 +181,7 @@ struct masked_softmax_impl {
         T* py = y.data();
         parallel_rows(rows, Sk, [&](std::size_t r0, std::size_t r1) {
             for (std::size_t r = r0; r < r1; ++r) {
-                const std::size_t i = r % Sq, visible = mask.causal() ? std::min(Sk, i + 1) : Sk;
+                const std::size_t i = r % Sq, visible = visible_keys(mask.causal(), i, Sk);
                 masked_softmax_row(py + r * Sk, Sk, visible, mask.padding_row(r / per_batch), T(scale));
             }
         });
@@ -174,18 +206,20 @@ struct head_view {
     std::size_t col = 0, ld = 0, batch_stride = 0;
 };
 
-/// What the multi-head forward saves for its backward.
-template <class T>
+/// What the multi-head forward saves for its backward (on D, the operands' device).
+template <class T, class D = device::cpu>
 struct attention_saved {
-    tensor<T> probs;               // P {B, H, Sq, Sk}
+    tensor<T, D> probs;            // P {B, H, Sq, Sk}
     std::vector<T> keep;           // dropout multipliers (0 or 1/(1-p)), same size, or empty
+    tensor<T, D> keep_on_device;   // devices other than the CPU: keep, copied there
 };
 
 /// Multi-head attention over projections already computed. Packed (self-attention): one input
 /// qkv {B, S, 3E} (PyTorch's in_proj layout: q, k, v side by side); otherwise three inputs
 /// q {B, Sq, E}, k {B, Sk, E}, v {B, Sk, E}. batch_first = false reads {S, B, ...} instead.
-/// Output {B, Sq, E} (or {Sq, B, E}), heads merged.
-template <class T, bool Packed>
+/// Output {B, Sq, E} (or {Sq, B, E}), heads merged. D: the operands' device (the kernels of
+/// devices other than the CPU are a backend's, backend/thrust/ops_attention.hpp).
+template <class T, bool Packed, class D = device::cpu>
 struct multihead_attention_impl {
     static constexpr const char* name = "multihead_attention";
     std::size_t heads = 1;
@@ -193,7 +227,7 @@ struct multihead_attention_impl {
     bool batch_first = true;
     double dropout = 0;
     std::uint64_t seed = 0;  // the dropout mask's stream (training with dropout > 0)
-    std::shared_ptr<attention_saved<T>> saved = std::make_shared<attention_saved<T>>();
+    std::shared_ptr<attention_saved<T, D>> saved = std::make_shared<attention_saved<T, D>>();
 
     struct geometry {
         std::size_t B, Sq, Sk, E, d;
@@ -280,7 +314,7 @@ struct multihead_attention_impl {
                 T* Pr = P + r * SS;
                 gemm<T>(false, true, g.Sq, g.Sk, g.d, T(1), Q, vw[0].ld, K, vw[1].ld, T(0), Pr, g.Sk);
                 for (std::size_t i = 0; i < g.Sq; ++i)
-                    masked_softmax_row(Pr + i * g.Sk, g.Sk, mask.causal() ? std::min(g.Sk, i + 1) : g.Sk,
+                    masked_softmax_row(Pr + i * g.Sk, g.Sk, visible_keys(mask.causal(), i, g.Sk),
                                        mask.padding_row(b), scale);
                 const T* used = Pr;
                 if (dropout > 0) {
@@ -407,7 +441,8 @@ auto multihead_attention(X&& qkv, std::size_t heads, const attention_options& o 
     if (heads == 0) throw value_error("multihead_attention: num_heads must be > 0");
     if (!(o.dropout >= 0 && o.dropout < 1))
         throw value_error("multihead_attention: dropout must be in [0, 1), got " + std::to_string(o.dropout));
-    return make_op(detail::multihead_attention_impl<T, true>{heads, o.mask, o.batch_first, o.training ? o.dropout : 0.0, o.seed},
+    using D = detail::op_device_t<expr_t<X>>;
+    return make_op(detail::multihead_attention_impl<T, true, D>{heads, o.mask, o.batch_first, o.training ? o.dropout : 0.0, o.seed},
                    std::forward<X>(qkv));
 }
 
@@ -419,7 +454,8 @@ auto multihead_attention(Q&& q, K&& k, V&& v, std::size_t heads, const attention
     if (heads == 0) throw value_error("multihead_attention: num_heads must be > 0");
     if (!(o.dropout >= 0 && o.dropout < 1))
         throw value_error("multihead_attention: dropout must be in [0, 1), got " + std::to_string(o.dropout));
-    return make_op(detail::multihead_attention_impl<T, false>{heads, o.mask, o.batch_first, o.training ? o.dropout : 0.0, o.seed},
+    using D = detail::op_device_t<expr_t<Q>, expr_t<K>, expr_t<V>>;
+    return make_op(detail::multihead_attention_impl<T, false, D>{heads, o.mask, o.batch_first, o.training ? o.dropout : 0.0, o.seed},
                    std::forward<Q>(q), std::forward<K>(k), std::forward<V>(v));
 }
 

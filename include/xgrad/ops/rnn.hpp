@@ -30,6 +30,7 @@
 #include "../core/rng.hpp"
 #include "../detail/vmath.hpp"
 #include "../expr/op_node.hpp"
+#include "detail/device_kernels.hpp"
 #include "detail/layout.hpp"
 #include "detail/rnn_kernels.hpp"
 
@@ -54,12 +55,80 @@ struct rnn_spec {
 namespace detail {
 
 template <class T, class V>
-XGRAD_INLINE V rnn_sigmoid(V x) {
+XGRAD_HD XGRAD_INLINE V rnn_sigmoid(V x) {
     return V(T(1)) / (V(T(1)) + vm::exp(-x));
 }
 template <class T, class V>
-XGRAD_INLINE V rnn_tanh(V x) {
+XGRAD_HD XGRAD_INLINE V rnn_tanh(V x) {
     return vm::tanh(x);
+}
+
+// --- the gate formulas of one element (j of a row), shared by the CPU's SIMD passes below and
+// the device kernels (backend/thrust/ops_rnn.hpp); V is T or a SIMD batch of T -------------------
+
+/// One LSTM element after a step: the activated gates, c_t and h_t.
+template <class V>
+struct lstm_gates {
+    V i, f, g, o, c, h;
+};
+
+/// From the pre-activations a (both projections and both biases) and c_{t-1}:
+/// i, f, o = sigma(a), g = tanh(a_g), c = f c' + i g, h = o tanh(c).
+template <class T, class V>
+XGRAD_HD XGRAD_INLINE lstm_gates<V> lstm_gate_forward(V ai, V af, V ag, V ao, V cp) {
+    const V i = rnn_sigmoid<T>(ai), f = rnn_sigmoid<T>(af), g = rnn_tanh<T>(ag), o = rnn_sigmoid<T>(ao);
+    const V c = f * cp + i * g;
+    return {i, f, g, o, c, V(o * rnn_tanh<T>(c))};
+}
+
+/// The pre-activation gradients of one LSTM element and dc_{t-1}.
+template <class V>
+struct lstm_gate_grads {
+    V di, df, dg, dout, dcp;
+};
+
+/// From the saved gates, c_t, c_{t-1}, d (the gradient reaching h_t) and dc (reaching c_t):
+///   dc += d o (1 - tanh^2 c);  di = dc g i(1-i);  df = dc c' f(1-f);  dg = dc i (1-g^2);
+///   do = d tanh(c) o(1-o);  dc' = dc f
+template <class T, class V>
+XGRAD_HD XGRAD_INLINE lstm_gate_grads<V> lstm_gate_backward(V i, V f, V g, V o, V c, V cp, V d, V dc) {
+    const V one(T(1));
+    const V tc = rnn_tanh<T>(c);
+    const V dct = dc + d * o * (one - tc * tc);
+    return {V(dct * g * i * (one - i)), V(dct * cp * f * (one - f)), V(dct * i * (one - g * g)),
+            V(d * tc * o * (one - o)), V(dct * f)};
+}
+
+/// One GRU element after a step: r, z, n, m = W_hn h' + b_hn, and h_t.
+template <class V>
+struct gru_gates {
+    V r, z, n, m, h;
+};
+
+/// From the summed pre-activations a_r, a_z (both projections, both biases), the input part of
+/// n (xn = W_in x + b_in), m and h': r, z = sigma(a), n = tanh(xn + r m), h = (1 - z) n + z h'.
+template <class T, class V>
+XGRAD_HD XGRAD_INLINE gru_gates<V> gru_gate_forward(V ar, V az, V xn, V m, V hp) {
+    const V r = rnn_sigmoid<T>(ar), z = rnn_sigmoid<T>(az);
+    const V n = rnn_tanh<T>(V(xn + r * m));
+    return {r, z, n, m, V((V(T(1)) - z) * n + z * hp)};
+}
+
+/// The gradients of one GRU element: of the input projection's pre-activations (dr, dz, dn),
+/// the recurrent projection's n block (dn r) and the direct part of dh' (d z).
+template <class V>
+struct gru_gate_grads {
+    V dr, dz, dn, dnr, dhp;
+};
+
+///   dn = d (1-z) (1-n^2);  dz = d (h' - n) z(1-z);  dr = dn m r(1-r)
+template <class T, class V>
+XGRAD_HD XGRAD_INLINE gru_gate_grads<V> gru_gate_backward(V r, V z, V n, V m, V hp, V d) {
+    const V one(T(1));
+    const V dn = d * (one - z) * (one - n * n);
+    const V dz = d * (hp - n) * z * (one - z);
+    const V dr = dn * m * r * (one - r);
+    return {dr, dz, dn, V(dn * r), V(d * z)};
 }
 
 // --- the fused gate passes (one per step, direction and thread) -----------------------------
@@ -83,19 +152,17 @@ void lstm_forward_pass(std::size_t B, std::size_t H, std::size_t n, const std::i
             continue;
         }
         simd_for<T>(n, [&]<class V>(std::size_t j) {
-            const V i = rnn_sigmoid<T>(V(load<V>(xr + j) + load<V>(hr + j)));
-            const V f = rnn_sigmoid<T>(V(load<V>(xr + H + j) + load<V>(hr + H + j)));
-            const V g = rnn_tanh<T>(V(load<V>(xr + 2 * H + j) + load<V>(hr + 2 * H + j)));
-            const V o = rnn_sigmoid<T>(V(load<V>(xr + 3 * H + j) + load<V>(hr + 3 * H + j)));
-            const V cn = f * load<V>(cpr + j) + i * g;
-            const V hn = o * rnn_tanh<T>(cn);
-            store(i, ar + j);
-            store(f, ar + H + j);
-            store(g, ar + 2 * H + j);
-            store(o, ar + 3 * H + j);
-            store(cn, cr + j);
-            store(hn, hnr + j);
-            store(hn, yr + j);
+            const auto s = lstm_gate_forward<T>(V(load<V>(xr + j) + load<V>(hr + j)),
+                                                V(load<V>(xr + H + j) + load<V>(hr + H + j)),
+                                                V(load<V>(xr + 2 * H + j) + load<V>(hr + 2 * H + j)),
+                                                V(load<V>(xr + 3 * H + j) + load<V>(hr + 3 * H + j)), load<V>(cpr + j));
+            store(s.i, ar + j);
+            store(s.f, ar + H + j);
+            store(s.g, ar + 2 * H + j);
+            store(s.o, ar + 3 * H + j);
+            store(s.c, cr + j);
+            store(s.h, hnr + j);
+            store(s.h, yr + j);
         });
     }
 }
@@ -121,24 +188,20 @@ void lstm_backward_pass(std::size_t B, std::size_t H, std::size_t n, const std::
         }
         const T* dyr = dy ? dy + b * ldy : nullptr;
         simd_for<T>(n, [&]<class V>(std::size_t j) {
-            const V one(T(1));
-            const V i = load<V>(ar + j), f = load<V>(ar + H + j), g = load<V>(ar + 2 * H + j),
-                    o = load<V>(ar + 3 * H + j);
             V d = load<V>(dhr + j);
             if (dyr) d += load<V>(dyr + j);
-            const V tc = rnn_tanh<T>(load<V>(cr + j));
-            const V dct = load<V>(dcr + j) + d * o * (one - tc * tc);
-            const V di = dct * g * i * (one - i), df = dct * load<V>(cpr + j) * f * (one - f),
-                    dgg = dct * i * (one - g * g), dout = d * tc * o * (one - o);
-            store(di, dgr + j);
-            store(df, dgr + H + j);
-            store(dgg, dgr + 2 * H + j);
-            store(dout, dgr + 3 * H + j);
-            store(V(load<V>(db + j) + di), db + j);
-            store(V(load<V>(db + H + j) + df), db + H + j);
-            store(V(load<V>(db + 2 * H + j) + dgg), db + 2 * H + j);
-            store(V(load<V>(db + 3 * H + j) + dout), db + 3 * H + j);
-            store(V(dct * f), dcr + j);
+            const auto s = lstm_gate_backward<T>(load<V>(ar + j), load<V>(ar + H + j), load<V>(ar + 2 * H + j),
+                                                 load<V>(ar + 3 * H + j), load<V>(cr + j), load<V>(cpr + j), d,
+                                                 load<V>(dcr + j));
+            store(s.di, dgr + j);
+            store(s.df, dgr + H + j);
+            store(s.dg, dgr + 2 * H + j);
+            store(s.dout, dgr + 3 * H + j);
+            store(V(load<V>(db + j) + s.di), db + j);
+            store(V(load<V>(db + H + j) + s.df), db + H + j);
+            store(V(load<V>(db + 2 * H + j) + s.dg), db + 2 * H + j);
+            store(V(load<V>(db + 3 * H + j) + s.dout), db + 3 * H + j);
+            store(s.dcp, dcr + j);
             store(V(T(0)), kr + j);
         });
     }
@@ -160,17 +223,16 @@ void gru_forward_pass(std::size_t B, std::size_t H, std::size_t n, const std::in
             continue;
         }
         simd_for<T>(n, [&]<class V>(std::size_t j) {
-            const V r = rnn_sigmoid<T>(V(load<V>(xr + j) + load<V>(hr + j) + load<V>(bhh + j)));
-            const V z = rnn_sigmoid<T>(V(load<V>(xr + H + j) + load<V>(hr + H + j) + load<V>(bhh + H + j)));
-            const V m = load<V>(hr + 2 * H + j) + load<V>(bhh + 2 * H + j);
-            const V nn = rnn_tanh<T>(V(load<V>(xr + 2 * H + j) + r * m));
-            const V hn = (V(T(1)) - z) * nn + z * load<V>(hpr + j);
-            store(r, ar + j);
-            store(z, ar + H + j);
-            store(nn, ar + 2 * H + j);
-            store(m, ar + 3 * H + j);
-            store(hn, hnr + j);
-            store(hn, yr + j);
+            const auto s = gru_gate_forward<T>(V(load<V>(xr + j) + load<V>(hr + j) + load<V>(bhh + j)),
+                                               V(load<V>(xr + H + j) + load<V>(hr + H + j) + load<V>(bhh + H + j)),
+                                               load<V>(xr + 2 * H + j),
+                                               V(load<V>(hr + 2 * H + j) + load<V>(bhh + 2 * H + j)), load<V>(hpr + j));
+            store(s.r, ar + j);
+            store(s.z, ar + H + j);
+            store(s.n, ar + 2 * H + j);
+            store(s.m, ar + 3 * H + j);
+            store(s.h, hnr + j);
+            store(s.h, yr + j);
         });
     }
 }
@@ -197,28 +259,23 @@ void gru_backward_pass(std::size_t B, std::size_t H, std::size_t n, const std::i
         }
         const T* dyr = dy ? dy + b * ldy : nullptr;
         simd_for<T>(n, [&]<class V>(std::size_t j) {
-            const V one(T(1));
-            const V r = load<V>(ar + j), z = load<V>(ar + H + j), nn = load<V>(ar + 2 * H + j),
-                    m = load<V>(ar + 3 * H + j);
             V d = load<V>(dhr + j);
             if (dyr) d += load<V>(dyr + j);
-            const V dn = d * (one - z) * (one - nn * nn);
-            const V dz = d * (load<V>(hpr + j) - nn) * z * (one - z);
-            const V dr = dn * m * r * (one - r);
-            const V dnh = dn * r;
-            store(dr, gx + j);
-            store(dz, gx + H + j);
-            store(dn, gx + 2 * H + j);
-            store(dr, gh + j);
-            store(dz, gh + H + j);
-            store(dnh, gh + 2 * H + j);
-            store(V(load<V>(dbx + j) + dr), dbx + j);
-            store(V(load<V>(dbx + H + j) + dz), dbx + H + j);
-            store(V(load<V>(dbx + 2 * H + j) + dn), dbx + 2 * H + j);
-            store(V(load<V>(dbh + j) + dr), dbh + j);
-            store(V(load<V>(dbh + H + j) + dz), dbh + H + j);
-            store(V(load<V>(dbh + 2 * H + j) + dnh), dbh + 2 * H + j);
-            store(V(d * z), kr + j);
+            const auto s = gru_gate_backward<T>(load<V>(ar + j), load<V>(ar + H + j), load<V>(ar + 2 * H + j),
+                                                load<V>(ar + 3 * H + j), load<V>(hpr + j), d);
+            store(s.dr, gx + j);
+            store(s.dz, gx + H + j);
+            store(s.dn, gx + 2 * H + j);
+            store(s.dr, gh + j);
+            store(s.dz, gh + H + j);
+            store(s.dnr, gh + 2 * H + j);
+            store(V(load<V>(dbx + j) + s.dr), dbx + j);
+            store(V(load<V>(dbx + H + j) + s.dz), dbx + H + j);
+            store(V(load<V>(dbx + 2 * H + j) + s.dn), dbx + 2 * H + j);
+            store(V(load<V>(dbh + j) + s.dr), dbh + j);
+            store(V(load<V>(dbh + H + j) + s.dz), dbh + H + j);
+            store(V(load<V>(dbh + 2 * H + j) + s.dnr), dbh + 2 * H + j);
+            store(s.dhp, kr + j);
         });
     }
 }
@@ -381,6 +438,7 @@ tensor<T> swap_leading(const T* src, std::size_t A, std::size_t Bn, std::size_t 
 template <class T, class X, class H0, class C0>
 struct rnn_core {
     using value_type = T;
+    using device_type = device::cpu;
     rnn_spec spec;
     X x;
     H0 h0;
@@ -512,7 +570,7 @@ template <class Core>
 struct rnn_output_node : expression_base {
     using value_type = typename Core::value_type;
     using T = value_type;
-    using device_type = device::cpu;
+    using device_type = typename Core::device_type;
     static constexpr bool has_grad = true;
     static constexpr bool is_scalar = false;
 
@@ -522,8 +580,8 @@ struct rnn_output_node : expression_base {
 
     rnn_output_node(std::shared_ptr<const Core> c, int w) : core(std::move(c)), which(w), shape_(core->out_shape(w)) {}
     const shape_t& shape() const { return shape_; }
-    tensor<T> forward_value() const { return core->run().outs[static_cast<std::size_t>(which)]; }
-    void backward_from(const tensor<T>& g) const { core->backward(which, g.contiguous()); }
+    tensor<T, device_type> forward_value() const { return core->run().outs[static_cast<std::size_t>(which)]; }
+    void backward_from(const tensor<T, device_type>& g) const { core->backward(which, g.contiguous()); }
     template <class Ctx>
     auto kernel(Ctx& ctx) const {
         return ctx.materialized(*this);
@@ -546,9 +604,24 @@ inline void check_rnn_lengths(const char* who, const tensor<std::int64_t>& len, 
     }
 }
 
-/// Validates shapes and builds the shared core and its outputs.
+/// The core of a stack whose operands are on D: rnn_core on the CPU; on another device the one a
+/// backend supplies as device_kernels<rnn_spec, D>::core (backend/thrust/ops_rnn.hpp), which
+/// takes the same constructor arguments (lengths and dropout masks on the host).
+template <class T, class X, class H0, class C0, class D>
+struct rnn_core_on {
+    static_assert(has_device_kernels<rnn_spec, D>,
+                  "xgrad: lstm/gru have no kernel on the operands' device yet; move the operands with "
+                  "xgrad::to<xgrad::device::cpu>(x)");
+    using type = typename device_kernels<rnn_spec, D>::template core<T, X, H0, C0>;
+};
 template <class T, class X, class H0, class C0>
-auto make_rnn(const rnn_spec& s, X x, H0 h0, C0 c0, std::vector<parameter<T>> w,
+struct rnn_core_on<T, X, H0, C0, device::cpu> {
+    using type = rnn_core<T, X, H0, C0>;
+};
+
+/// Validates shapes and builds the shared core and its outputs.
+template <class T, class X, class H0, class C0, class Dev = op_device_t<X, H0, C0>>
+auto make_rnn(const rnn_spec& s, X x, H0 h0, C0 c0, std::vector<parameter<T, Dev>> w,
               std::optional<tensor<std::int64_t>> lengths, double dropout, bool training, rng* gen) {
     const std::string who = s.name();
     const shape_t& xs = x.shape();
@@ -589,7 +662,7 @@ auto make_rnn(const rnn_spec& s, X x, H0 h0, C0 c0, std::vector<parameter<T>> w,
             masks.push_back(m);
         }
     }
-    using core_t = rnn_core<T, X, H0, C0>;
+    using core_t = typename rnn_core_on<T, X, H0, C0, Dev>::type;
     auto core = std::make_shared<const core_t>(s, std::move(x), std::move(h0), std::move(c0), std::move(w),
                                                std::move(lengths), std::move(masks));
     return std::array<rnn_output_node<core_t>, 3>{rnn_output_node<core_t>(core, 0), rnn_output_node<core_t>(core, 1),
@@ -609,9 +682,9 @@ struct lstm_state {
 ///   i = s(W_ii x + b_ii + W_hi h + b_hi), f = s(...), g = tanh(...), o = s(...)
 ///   c' = f c + i g,  h' = o tanh(c')
 /// Returns {h', c'} (expressions sharing one node).
-template <operand X, operand Hs, operand Cs, class T>
-auto lstm_cell(X&& x, Hs&& h, Cs&& c, const parameter<T>& w_ih, const parameter<T>& w_hh, const parameter<T>& b_ih,
-               const parameter<T>& b_hh) {
+template <operand X, operand Hs, operand Cs, class T, class D>
+auto lstm_cell(X&& x, Hs&& h, Cs&& c, const parameter<T, D>& w_ih, const parameter<T, D>& w_hh,
+               const parameter<T, D>& b_ih, const parameter<T, D>& b_hh) {
     rnn_spec s;
     s.kind = rnn_kind::lstm;
     s.cell = true;
@@ -627,9 +700,9 @@ auto lstm_cell(X&& x, Hs&& h, Cs&& c, const parameter<T>& w_ih, const parameter<
 /// One GRU step as torch.nn.GRUCell: x {B, in}, h {B, H}; w_ih {3H, in}, w_hh {3H, H}, gates r, z, n:
 ///   r = s(W_ir x + b_ir + W_hr h + b_hr), z = s(W_iz x + b_iz + W_hz h + b_hz)
 ///   n = tanh(W_in x + b_in + r (W_hn h + b_hn)),  h' = (1 - z) n + z h
-template <operand X, operand Hs, class T>
-auto gru_cell(X&& x, Hs&& h, const parameter<T>& w_ih, const parameter<T>& w_hh, const parameter<T>& b_ih,
-              const parameter<T>& b_hh) {
+template <operand X, operand Hs, class T, class D>
+auto gru_cell(X&& x, Hs&& h, const parameter<T, D>& w_ih, const parameter<T, D>& w_hh, const parameter<T, D>& b_ih,
+              const parameter<T, D>& b_hh) {
     rnn_spec s;
     s.kind = rnn_kind::gru;
     s.cell = true;
@@ -638,7 +711,7 @@ auto gru_cell(X&& x, Hs&& h, const parameter<T>& w_ih, const parameter<T>& w_hh,
     const shape_t hs = he.shape();
     s.input_size = xe.shape().empty() ? 0 : xe.shape().back();
     s.hidden_size = hs.empty() ? 0 : hs.back();
-    auto outs = detail::make_rnn<T>(s, std::move(xe), std::move(he), tensor_node<T>(zeros<T>(hs)),
+    auto outs = detail::make_rnn<T>(s, std::move(xe), std::move(he), tensor_node<T, D>(zeros<T, D>(hs)),
                                     {w_ih, w_hh, b_ih, b_hh}, std::nullopt, 0, false, nullptr);
     return outs[1];
 }
