@@ -22,22 +22,31 @@ struct input_operand {
 enum class combine { plus, max };
 
 #if defined(__CUDA_ARCH__)
-/// atomicAdd, aggregated over the warp when all its lanes target one address (a scalar
-/// bias, a reduction's output), which is what makes broadcast gradients cheap on the GPU.
+/// atomicAdd, aggregated over the lanes of the warp that target the same address (a scalar
+/// bias, a reduction's output), which is what makes broadcast gradients cheap on the GPU: the
+/// lanes that are active together are grouped by address, each group sums its values in a
+/// tree of shuffles, and the group's first lane adds the sum. Lanes need not be converged and
+/// groups need not be contiguous (independent thread scheduling may split a warp anywhere).
 template <class T>
 __device__ XGRAD_INLINE void atomic_add(T* p, T v) {
 #if __CUDA_ARCH__ >= 700
     const unsigned active = __activemask();
     const unsigned peers = __match_any_sync(active, reinterpret_cast<unsigned long long>(p));
-    if (peers == 0xffffffffu) {  // the same for every lane: either all 32 agree or none sees a full mask
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        unsigned lane;
-        asm("mov.u32 %0, %%laneid;" : "=r"(lane));  // not threadIdx.x: blocks may be 2-D
-        if (lane == 0) atomicAdd(p, v);
-        return;
+    unsigned lane;
+    asm("mov.u32 %0, %%laneid;" : "=r"(lane));  // not threadIdx.x: blocks may be 2-D
+    const int rank = __popc(peers & ((1u << lane) - 1u));  // place among the group's lanes
+    const int members = __popc(peers);
+    // every active lane runs the same 5 shuffles (their mask is `active`); a lane adds the
+    // partial sum held by the group member `step` places above it when its rank says so
+    for (int step = 1; step < 32; step <<= 1) {
+        const unsigned src = __fns(peers, lane, step + 1);  // lane of the member `step` above
+        const T other = __shfl_sync(active, v, src == 0xffffffffu ? lane : src);
+        if (rank % (2 * step) == 0 && rank + step < members) v += other;
     }
-#endif
+    if (rank == 0) atomicAdd(p, v);
+#else
     atomicAdd(p, v);
+#endif
 }
 
 /// There is no floating-point atomicMax: compare-and-swap on the bits.

@@ -35,8 +35,9 @@ struct merge_partials {
         const T* copies = nullptr;
         T* target = nullptr;
         std::ptrdiff_t begin = 0;  // first position of this segment in the launch
-        std::ptrdiff_t size = 0;   // elements per copy
-        std::ptrdiff_t count = 1;  // number of copies
+        std::ptrdiff_t size = 0;    // elements per copy
+        std::ptrdiff_t stride = 0;  // distance between copies (size, or a cache line on the GPU)
+        std::ptrdiff_t count = 1;   // number of copies
         int is_max = 0;
         int assign = 1;
         T scale = T(1);
@@ -51,7 +52,7 @@ struct merge_partials {
         const std::ptrdiff_t k = i - g.begin;
         T acc = g.copies[k];
         for (std::ptrdiff_t c = 1; c < g.count; ++c) {
-            const T v = g.copies[c * g.size + k];
+            const T v = g.copies[c * g.stride + k];
             acc = g.is_max ? (v > acc ? v : acc) : acc + v;
         }
         if (g.is_max)
@@ -126,15 +127,19 @@ public:
         op.copy_size = size;
         std::ptrdiff_t copies = lanes_;
         if constexpr (!sys::host_memory) {
-            // a few copies when many positions meet in few elements, one when they barely collide
+            // a few copies when many positions meet in few elements, one when they barely
+            // collide; a small output's copies each start a cache line of their own, so the
+            // copies' atomics go to different L2 slices instead of queueing on one line
             const std::ptrdiff_t per_element = size > 0 ? n_ / size : 0;
             copies = std::clamp<std::ptrdiff_t>(per_element / 4096, 1, 64);
+            constexpr auto line = static_cast<std::ptrdiff_t>(128 / sizeof(T));
+            if (copies > 1 && size < line) op.copy_size = line;
         }
         op.chunk = std::max<std::ptrdiff_t>(1, (n_ + copies - 1) / copies);
         copies = std::max<std::ptrdiff_t>(1, (n_ + op.chunk - 1) / op.chunk);
         op.scratch = scratch_size_;
-        scratch_size_ += copies * size;
-        partials_.push_back({target, op.scratch, size, copies, C, assign, scale});
+        scratch_size_ += copies * op.copy_size;
+        partials_.push_back({target, op.scratch, size, op.copy_size, copies, C, assign, scale});
         return op;
     }
 
@@ -199,7 +204,7 @@ public:
             thrust::fill_n(sys::policy(), scratch.get(), scratch_size_, T(0));
             for (auto& p : partials_)
                 if (p.c != combine::plus)
-                    thrust::fill_n(sys::policy(), scratch.get() + p.scratch, p.count * p.size, identity<T>(p.c));
+                    thrust::fill_n(sys::policy(), scratch.get() + p.scratch, p.count * p.stride, identity<T>(p.c));
             root.visit([&](auto& op) {
                 if constexpr (requires { op.scratch; })
                     if (op.scratch >= 0) op.base = scratch.get() + op.scratch;
@@ -219,7 +224,7 @@ public:
 private:
     struct partial {
         tensor<T, D> target;
-        std::ptrdiff_t scratch, size, count;
+        std::ptrdiff_t scratch, size, stride, count;
         combine c;
         bool assign;
         T scale;
@@ -281,6 +286,7 @@ private:
                 g.target = p.target.data();
                 g.begin = total;
                 g.size = p.size;
+                g.stride = p.stride;
                 g.count = p.count;
                 g.is_max = p.c == combine::max;
                 g.assign = p.assign;

@@ -149,15 +149,25 @@ struct strided_index {
     XGRAD_HD XGRAD_INLINE std::ptrdiff_t operator()(std::ptrdiff_t j) const {
         if (rank == 1) return j * stride[0];  // the common case after collapsing: no division
         std::ptrdiff_t off = 0;
-        // not unrolled: each step is a 64-bit division, and every leaf of every kernel has one
-#if defined(__CUDACC__)
-#pragma unroll 1
-#endif
+#if defined(__CUDA_ARCH__)
+        // Unrolled, so that extent and stride are read at constant indices: an array read at
+        // a run-time index makes every thread's copy of the kernel functor live in local
+        // memory, which costs more than the arithmetic. Steps past the rank do nothing.
+#pragma unroll
+        for (int d = static_cast<int>(max_rank) - 1; d > 0; --d) {
+            if (d < rank) {
+                const std::ptrdiff_t q = j / extent[d];
+                off += (j - q * extent[d]) * stride[d];
+                j = q;
+            }
+        }
+#else
         for (int d = rank - 1; d > 0; --d) {
             const std::ptrdiff_t q = j / extent[d];
             off += (j - q * extent[d]) * stride[d];
             j = q;
         }
+#endif
         return off + j * stride[0];
     }
 };
