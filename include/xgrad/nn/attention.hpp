@@ -144,6 +144,41 @@ struct switchable_layer_norm_impl {
     }
 };
 
+/// Dropout as a barrier, for an operand that is materialized anyway (the input of a linear
+/// layer): y = x * mask with the mask drawn like xgrad::dropout's, or, without a mask (p = 0 or
+/// evaluation), y = x itself: no pass over the data and no copy either way round (backward hands
+/// the upstream gradient through). The elementwise form x * 1 would cost a pass each way.
+template <class T>
+struct barrier_dropout_impl {
+    static constexpr const char* name = "dropout";
+    tensor<T> mask;  // 0 or 1/(1-p) per element; empty: the identity
+
+    shape_t output_shape(const shape_t& s) const { return s; }
+    tensor<T> forward(const tensor<T>& x) const {
+        if (mask.size() == 0) return x;
+        auto y = tensor<T>::uninitialized(x.shape());
+        multiply(x.data(), mask.data(), y.data(), y.size());
+        return y;
+    }
+    void backward(const tensor<T>& g, const tensor<T>&, const std::array<tensor<T>, 1>&,
+                  std::array<tensor<T>*, 1> dx) const {
+        if (!dx[0]) return;
+        if (mask.size() == 0) {
+            *dx[0] = g;  // shares g's storage: dx = g
+            return;
+        }
+        multiply(g.data(), mask.data(), dx[0]->data(), g.size());
+    }
+    static void multiply(const T* a, const T* b, T* out, std::size_t n) {
+        namespace xd = xgrad::detail;
+        xd::parallel_chunks(n, std::size_t{1} << 15, [&](std::size_t lo, std::size_t hi) {
+            xd::simd_for<T>(hi - lo, [&]<class V>(std::size_t i) {
+                xd::store(V(xd::load<V>(a + lo + i) * xd::load<V>(b + lo + i)), out + lo + i);
+            });
+        });
+    }
+};
+
 }  // namespace detail
 
 struct transformer_encoder_layer_options {
@@ -192,7 +227,7 @@ public:
         auto [x1, x2] = fork<2>(std::forward<X>(x));
         auto sa = drop(self_attn.forward(norm(std::move(x1), norm1, pre), mask));
         auto [y1, y2] = fork<2>(norm(std::move(x2) + std::move(sa), norm1, !pre));
-        auto h = drop(xgrad::linear(norm(std::move(y1), norm2, pre), linear1.weight, linear1.bias, Act{}));
+        auto h = drop_barrier(xgrad::linear(norm(std::move(y1), norm2, pre), linear1.weight, linear1.bias, Act{}));
         auto ff = drop(linear2.forward(std::move(h)));
         return norm(std::move(y2) + std::move(ff), norm2, !pre);
     }
@@ -216,6 +251,22 @@ private:
     template <class X>
     auto drop(X&& x) {
         return xgrad::dropout(std::forward<X>(x), o_.dropout, this->is_training(), gen_);
+    }
+
+    /// Dropout on linear2's input, which linear2 materializes anyway (see barrier_dropout_impl);
+    /// draws the same mask from gen_ as drop() would.
+    template <class X>
+    auto drop_barrier(X&& x) {
+        auto e = as_expr(std::forward<X>(x));
+        detail::barrier_dropout_impl<T> op;
+        const double p = o_.dropout;
+        if (this->is_training() && p > 0) {
+            op.mask = tensor<T>::uninitialized(e.shape());
+            const T keep = static_cast<T>(1.0 / (1.0 - p));
+            T* m = op.mask.data();
+            for (std::size_t i = 0; i < op.mask.size(); ++i) m[i] = gen_.uniform() < p ? T(0) : keep;
+        }
+        return make_op(std::move(op), std::move(e));
     }
 
     transformer_encoder_layer_options o_;

@@ -21,6 +21,7 @@ struct fork_state {
     std::size_t uses;
     pass_cache<tensor_type> value;
     tensor_type grad;
+    bool owned = false;  // grad is the fork's own buffer (else an upstream gradient it holds)
     std::size_t arrived = 0;
     std::uint64_t pass = 0;
 };
@@ -49,10 +50,13 @@ struct fork_node : expression_base {
                 s.pass = current_pass();
                 s.arrived = 0;
             }
-            if (s.arrived == 0)
-                s.grad = g.contiguous().clone();
-            else
-                s.grad = cpu_or_device_add(s.grad, g);
+            if (s.arrived == 0) {  // held, not copied: the first add writes a new buffer
+                s.grad = g.contiguous();
+                s.owned = false;
+            } else {
+                s.grad = cpu_or_device_add(s.grad, g, s.owned);
+                s.owned = true;
+            }
             if (++s.arrived == s.uses) {
                 s.arrived = 0;
                 tensor_type total = std::move(s.grad);
@@ -68,13 +72,15 @@ struct fork_node : expression_base {
     }
 
 private:
-    static tensor_type cpu_or_device_add(const tensor_type& a, const tensor_type& b) {
+    /// a + b, in place in a when a is the fork's own buffer, else into a new one.
+    static tensor_type cpu_or_device_add(const tensor_type& a, const tensor_type& b, bool in_place) {
         static_assert(std::is_same_v<expr_device_t<E>, device::cpu>, "xgrad::fork: CPU only for now");
-        tensor_type out = a;
+        tensor_type out = in_place ? a : tensor_type::uninitialized(a.shape());
         auto* o = out.data();
+        const auto* pa = a.data();
         const auto bc = b.contiguous();
         const auto* pb = bc.data();
-        simd_for<value_type>(out.size(), [&]<class V>(std::size_t j) { store(V(load<V>(o + j) + load<V>(pb + j)), o + j); });
+        simd_for<value_type>(out.size(), [&]<class V>(std::size_t j) { store(V(load<V>(pa + j) + load<V>(pb + j)), o + j); });
         return out;
     }
 };
