@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "../backend/cpu/engine.hpp"
+#include "../core/config.hpp"
 #include "../core/error.hpp"
 #include "../core/parameter.hpp"
 #include "../core/tensor.hpp"
@@ -101,20 +102,23 @@ struct param_group {
 
 namespace detail {
 
-inline std::string format_number(double v) {
+XGRAD_OUTLINE std::string format_number(double v) {
     std::ostringstream os;
     os << v;
     return os.str();
 }
+XGRAD_INSTANCE(std::string format_number(double v))
 /// Hyper-parameter checks, messages "<optimizer>: <what> must be ..., got <v>" (NaN fails all).
-inline void require_non_negative(const char* opt, const char* what, double v) {
+XGRAD_OUTLINE void require_non_negative(const char* opt, const char* what, double v) {
     if (!(v >= 0.0) || std::isinf(v))
         throw value_error(std::string(opt) + ": " + what + " must be finite and >= 0, got " + format_number(v));
 }
-inline void require_in_unit_interval(const char* opt, const char* what, double v) {  // [0, 1)
+XGRAD_INSTANCE(void require_non_negative(const char* opt, const char* what, double v))
+XGRAD_OUTLINE void require_in_unit_interval(const char* opt, const char* what, double v) {  // [0, 1)
     if (!(v >= 0.0 && v < 1.0))
         throw value_error(std::string(opt) + ": " + what + " must be in [0, 1), got " + format_number(v));
 }
+XGRAD_INSTANCE(void require_in_unit_interval(const char* opt, const char* what, double v))
 
 /// t *= m element-wise (same shape, contiguous host tensors): how pruning masks are enforced.
 template <class T>

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
-#include <functional>
+#include <type_traits>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -36,6 +36,23 @@ inline void set_num_threads(std::size_t n) { detail::num_threads_setting() = n ?
 
 namespace detail {
 
+/// A non-owning reference to a callable taking a task index: the pool's job type. Unlike
+/// std::function it neither allocates nor makes the compiler generate a manager per lambda
+/// type (every parallel loop of every expression would otherwise instantiate one).
+class task_ref {
+public:
+    template <class F>
+        requires(!std::is_same_v<std::remove_cvref_t<F>, task_ref> && std::is_invocable_v<const F&, std::size_t>)
+    task_ref(const F& f) noexcept  // NOLINT(google-explicit-constructor): lambdas convert implicitly
+        : obj_(&f), call_([](const void* o, std::size_t i) { (*static_cast<const F*>(o))(i); }) {}
+
+    void operator()(std::size_t i) const { call_(obj_, i); }
+
+private:
+    const void* obj_;
+    void (*call_)(const void*, std::size_t);
+};
+
 class thread_pool {
 public:
     thread_pool() = default;
@@ -52,7 +69,7 @@ public:
 
     /// Runs f(0) ... f(n-1) concurrently, f(0) on the calling thread; returns when all are done.
     /// Rethrows the first exception a task threw.
-    void run(std::size_t n, const std::function<void(std::size_t)>& f) {
+    void run(std::size_t n, task_ref f) {
         if (n <= 1 || in_task()) {
             for (std::size_t i = 0; i < n; ++i) f(i);
             return;
@@ -96,7 +113,7 @@ private:
         thread_local bool flag = false;
         return flag;
     }
-    void run_task(const std::function<void(std::size_t)>& f, std::size_t i) {
+    void run_task(task_ref f, std::size_t i) {
         in_task() = true;
         try {
             f(i);
@@ -120,7 +137,7 @@ private:
                                !stop_.load(std::memory_order_acquire);
                  ++spin)
                 pause();
-            const std::function<void(std::size_t)>* job = nullptr;
+            const task_ref* job = nullptr;
             {
                 std::unique_lock lk(m_);
                 cv_.wait(lk, [&] {
@@ -143,7 +160,7 @@ private:
     std::mutex m_;
     std::condition_variable cv_, done_cv_;
     std::vector<std::thread> workers_;
-    const std::function<void(std::size_t)>* job_ = nullptr;
+    const task_ref* job_ = nullptr;
     std::size_t tasks_ = 0;
     std::atomic<std::size_t> pending_{0};
     std::atomic<std::uint64_t> generation_{0};
@@ -157,7 +174,7 @@ inline thread_pool& pool() {
 }
 
 /// Runs f(tid) for tid in [0, n) on the pool.
-inline void parallel_run(std::size_t n, const std::function<void(std::size_t)>& f) { pool().run(n, f); }
+inline void parallel_run(std::size_t n, task_ref f) { pool().run(n, f); }
 
 }  // namespace detail
 }  // namespace xgrad
