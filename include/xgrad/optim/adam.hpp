@@ -136,4 +136,15 @@ private:
     }
 };
 
+// Adam and AdamW over float CPU parameters: the optimizer's bookkeeping compiled once in
+// xgrad_precompiled (core/config.hpp).
+XGRAD_INSTANCE(void optimizer<adam<float>, float, adam_options>::add_param_group(std::vector<parameter<float>>,
+                                                                                const adam_options&))
+XGRAD_INSTANCE(optim::state_dict<float> optimizer<adam<float>, float, adam_options>::state_dict() const)
+XGRAD_INSTANCE(void optimizer<adam<float>, float, adam_options>::load_state_dict(const optim::state_dict<float>&))
+XGRAD_INSTANCE(void optimizer<adamw<float>, float, adamw_options>::add_param_group(std::vector<parameter<float>>,
+                                                                                  const adamw_options&))
+XGRAD_INSTANCE(optim::state_dict<float> optimizer<adamw<float>, float, adamw_options>::state_dict() const)
+XGRAD_INSTANCE(void optimizer<adamw<float>, float, adamw_options>::load_state_dict(const optim::state_dict<float>&))
+
 }  // namespace xgrad::optim
