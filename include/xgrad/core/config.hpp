@@ -24,6 +24,33 @@
 #define XGRAD_INLINE inline
 #endif
 
+// Optional precompiled part. xgrad is header-only; a program may instead link the library
+// xgrad_precompiled (src/precompiled.cpp; CMake defines XGRAD_PRECOMPILED for its users), which
+// holds one compiled copy of the heavy functions that run a few times per model, epoch or file
+// (shape checks, file formats, reports) and of the float CPU kernels every model uses (GEMM,
+// Adam), so that its users' translation units generate no code for them.
+//   XGRAD_OUTLINE          before such a non-template function (or in-class declaration of a
+//                          member): `inline` header-only; with XGRAD_PRECOMPILED a function
+//                          template with one defaulted parameter, so that
+//   XGRAD_OUTLINE_DEF      the out-of-class definition of such a member, and
+//   XGRAD_INSTANCE(decl)   after a definition: nothing header-only; `extern template decl;` in
+//                          the users' translation units (no instantiation, no code), `template
+//                          decl;` in src/precompiled.cpp (XGRAD_PRECOMPILED_BUILD), the one copy.
+// Callers are the same in both modes.
+#if defined(XGRAD_PRECOMPILED) || defined(XGRAD_PRECOMPILED_BUILD)
+#define XGRAD_OUTLINE template <class = void>
+#define XGRAD_OUTLINE_DEF template <class>
+#if defined(XGRAD_PRECOMPILED_BUILD)
+#define XGRAD_INSTANCE(...) template __VA_ARGS__;
+#else
+#define XGRAD_INSTANCE(...) extern template __VA_ARGS__;
+#endif
+#else
+#define XGRAD_OUTLINE inline
+#define XGRAD_OUTLINE_DEF inline
+#define XGRAD_INSTANCE(...)
+#endif
+
 namespace xgrad {
 /// Storage alignment in bytes (one AVX-512 register, one cache line).
 inline constexpr std::size_t alignment = 64;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "config.hpp"
 #include "error.hpp"
 
 namespace xgrad {
@@ -40,7 +41,7 @@ inline strides_t contiguous_strides(const shape_t& s) {
 }
 
 /// NumPy broadcasting of two shapes; `op` names the operation for the error message.
-inline shape_t broadcast_shapes(const shape_t& a, const shape_t& b, const char* op) {
+XGRAD_OUTLINE shape_t broadcast_shapes(const shape_t& a, const shape_t& b, const char* op) {
     const std::size_t r = a.size() > b.size() ? a.size() : b.size();
     shape_t out(r);
     for (std::size_t i = 0; i < r; ++i) {
@@ -54,6 +55,7 @@ inline shape_t broadcast_shapes(const shape_t& a, const shape_t& b, const char* 
     }
     return out;
 }
+XGRAD_INSTANCE(shape_t broadcast_shapes(const shape_t& a, const shape_t& b, const char* op))
 
 /// Strides that read a tensor of shape `s`/`st` as if it had the (broadcast) shape `to`:
 /// leading missing dimensions and size-1 dimensions get stride 0.

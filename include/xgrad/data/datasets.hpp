@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/config.hpp"
 #include "../core/tensor.hpp"
 #include "../io/cifar10.hpp"
 #include "../io/csv.hpp"
@@ -25,7 +26,7 @@ inline constexpr const char* fashion_mnist_default_dir = "/usr/share/datasets/fa
 /// Images {N, 1, H, W} uint8 and labels {N} from an IDX pair (MNIST layout). format_error
 /// when the images are not uint8 {N, H, W}, the labels not uint8 {N}, the counts differ
 /// or a label is not below `num_classes` (the message names the file and byte offset).
-inline tensor_dataset<std::uint8_t> idx_dataset(const std::filesystem::path& images_file,
+XGRAD_OUTLINE tensor_dataset<std::uint8_t> idx_dataset(const std::filesystem::path& images_file,
                                                 const std::filesystem::path& labels_file,
                                                 std::size_t num_classes = 10) {
     const std::string in = images_file.string(), ln = labels_file.string();
@@ -51,18 +52,20 @@ inline tensor_dataset<std::uint8_t> idx_dataset(const std::filesystem::path& ima
     }
     return {images, out};
 }
+XGRAD_INSTANCE(tensor_dataset<std::uint8_t> idx_dataset(const std::filesystem::path& images_file, const std::filesystem::path& labels_file, std::size_t num_classes))
 
 namespace detail {
 /// `dir/stem`, or `dir/stem.gz`, whichever exists; empty when neither does.
-inline std::filesystem::path find_idx(const std::filesystem::path& dir, const std::string& stem) {
+XGRAD_OUTLINE std::filesystem::path find_idx(const std::filesystem::path& dir, const std::string& stem) {
     std::error_code ec;
     for (const auto& p : {dir / stem, dir / (stem + ".gz")})
         if (std::filesystem::is_regular_file(p, ec)) return p;
     return {};
 }
+XGRAD_INSTANCE(std::filesystem::path find_idx(const std::filesystem::path& dir, const std::string& stem))
 
 /// The first of `places` that holds both files of the split.
-inline tensor_dataset<std::uint8_t> fashion_mnist_in(const std::vector<std::filesystem::path>& places, split which) {
+XGRAD_OUTLINE tensor_dataset<std::uint8_t> fashion_mnist_in(const std::vector<std::filesystem::path>& places, split which) {
     const std::string prefix = which == split::train ? "train" : "t10k";
     std::string tried;
     for (const auto& d : places) {
@@ -75,23 +78,25 @@ inline tensor_dataset<std::uint8_t> fashion_mnist_in(const std::vector<std::file
                    "-labels-idx1-ubyte[.gz] in " + tried +
                    " (install Debian's dataset-fashion-mnist, pass a directory, or set XGRAD_DATA_DIR)");
 }
+XGRAD_INSTANCE(tensor_dataset<std::uint8_t> fashion_mnist_in(const std::vector<std::filesystem::path>& places, split which))
 }  // namespace detail
 
 /// Fashion-MNIST (Xiao et al. 2017): 60000 train / 10000 test images {1, 28, 28}, 10
 /// classes. Looks in `dir`, then $XGRAD_DATA_DIR, then Debian's install location, for
 /// {train,t10k}-{images-idx3,labels-idx1}-ubyte, plain or .gz; io_error when none has them.
-inline tensor_dataset<std::uint8_t> fashion_mnist(split which, const std::filesystem::path& dir = {}) {
+XGRAD_OUTLINE tensor_dataset<std::uint8_t> fashion_mnist(split which, const std::filesystem::path& dir = {}) {
     std::vector<std::filesystem::path> places;
     if (!dir.empty()) places.push_back(dir);
     if (const char* env = std::getenv("XGRAD_DATA_DIR"); env && *env) places.emplace_back(env);
     places.emplace_back(fashion_mnist_default_dir);
     return detail::fashion_mnist_in(places, which);
 }
+XGRAD_INSTANCE(tensor_dataset<std::uint8_t> fashion_mnist(split which, const std::filesystem::path& dir))
 
 /// CIFAR-10 (Krizhevsky 2009) from its binary version: data_batch_1.bin ... data_batch_5.bin
 /// (train) or test_batch.bin (test) in `dir` or `dir/cifar-10-batches-bin`. Images
 /// {N, 3, 32, 32} uint8, labels 0..9. io_error for a missing file, format_error for bad content.
-inline tensor_dataset<std::uint8_t> cifar10(const std::filesystem::path& dir, split which) {
+XGRAD_OUTLINE tensor_dataset<std::uint8_t> cifar10(const std::filesystem::path& dir, split which) {
     std::vector<std::string> names;
     if (which == split::train)
         for (int i = 1; i <= 5; ++i) names.push_back("data_batch_" + std::to_string(i) + ".bin");
@@ -121,11 +126,13 @@ inline tensor_dataset<std::uint8_t> cifar10(const std::filesystem::path& dir, sp
     }
     return {images, labels};
 }
+XGRAD_INSTANCE(tensor_dataset<std::uint8_t> cifar10(const std::filesystem::path& dir, split which))
 
 /// A CSV table as a dataset of float feature vectors {F} with integer labels.
-inline tensor_dataset<float> csv_dataset(const std::filesystem::path& file, const io::csv_options& opt = {}) {
+XGRAD_OUTLINE tensor_dataset<float> csv_dataset(const std::filesystem::path& file, const io::csv_options& opt = {}) {
     auto t = io::read_csv(file, opt);
     return {t.features, t.labels};
 }
+XGRAD_INSTANCE(tensor_dataset<float> csv_dataset(const std::filesystem::path& file, const io::csv_options& opt))
 
 }  // namespace xgrad::data

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../core/config.hpp"
 #include "detail/bytes.hpp"
 
 namespace xgrad::io {
@@ -32,7 +33,7 @@ enum class gunzip_mode {
 
 /// Decompresses a gzip stream (several concatenated members are allowed, as gzip(1) does).
 /// Corrupt or truncated streams throw format_error naming `name` and the compressed byte offset.
-inline std::vector<std::byte> gunzip(std::span<const std::byte> in, std::string_view name, std::size_t max_out,
+XGRAD_OUTLINE std::vector<std::byte> gunzip(std::span<const std::byte> in, std::string_view name, std::size_t max_out,
                                      gunzip_mode mode = gunzip_mode::bounded) {
     const bool prefix_only = mode == gunzip_mode::prefix;
     z_stream zs{};
@@ -97,5 +98,6 @@ inline std::vector<std::byte> gunzip(std::span<const std::byte> in, std::string_
     out.resize(produced);
     return out;
 }
+XGRAD_INSTANCE(std::vector<std::byte> gunzip(std::span<const std::byte> in, std::string_view name, std::size_t max_out, gunzip_mode mode))
 
 }  // namespace xgrad::io

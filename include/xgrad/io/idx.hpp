@@ -51,7 +51,7 @@ inline std::size_t idx_elem_size(std::uint8_t code) {
 }
 
 /// Reads and checks the header; the data itself may be missing from `bytes`.
-inline idx_header parse_idx_header(std::span<const std::byte> bytes, std::string_view name) {
+XGRAD_OUTLINE idx_header parse_idx_header(std::span<const std::byte> bytes, std::string_view name) {
     byte_reader r(bytes, name);
     const auto m0 = r.u8("the magic number");
     const auto m1 = r.u8("the magic number");
@@ -80,6 +80,7 @@ inline idx_header parse_idx_header(std::span<const std::byte> bytes, std::string
     h.data_bytes = n * h.elem_size;
     return h;
 }
+XGRAD_INSTANCE(idx_header parse_idx_header(std::span<const std::byte> bytes, std::string_view name))
 
 template <class T>
 tensor<T> idx_elements(const idx_header& h, std::span<const std::byte> data) {
@@ -89,7 +90,7 @@ tensor<T> idx_elements(const idx_header& h, std::span<const std::byte> data) {
 }
 
 /// An uncompressed IDX image in memory.
-inline idx_array parse_idx_plain(std::span<const std::byte> bytes, std::string_view name) {
+XGRAD_OUTLINE idx_array parse_idx_plain(std::span<const std::byte> bytes, std::string_view name) {
     const idx_header h = parse_idx_header(bytes, name);
     const std::size_t have = bytes.size() - h.header_bytes;
     if (have < h.data_bytes)
@@ -114,12 +115,13 @@ inline idx_array parse_idx_plain(std::span<const std::byte> bytes, std::string_v
     }
     throw format_error(at_byte(name, 2, "unknown IDX element type"));
 }
+XGRAD_INSTANCE(idx_array parse_idx_plain(std::span<const std::byte> bytes, std::string_view name))
 
 }  // namespace detail
 
 /// Decodes an IDX file held in memory, plain or gzip-compressed; `name` appears in errors.
 /// Throws format_error (wrong magic, unknown type, truncated data, trailing bytes, corrupt gzip).
-inline idx_array parse_idx(std::span<const std::byte> bytes, std::string_view name) {
+XGRAD_OUTLINE idx_array parse_idx(std::span<const std::byte> bytes, std::string_view name) {
     if (!is_gzip(bytes)) return detail::parse_idx_plain(bytes, name);
     // Peek at the header first, so the header's own dimensions bound the decompressed size.
     const auto head = gunzip(bytes, name, 4 + 4 * 255, gunzip_mode::prefix);
@@ -134,12 +136,14 @@ inline idx_array parse_idx(std::span<const std::byte> bytes, std::string_view na
     const auto full = gunzip(bytes, name, total, gunzip_mode::exact);
     return detail::parse_idx_plain(full, inner);
 }
+XGRAD_INSTANCE(idx_array parse_idx(std::span<const std::byte> bytes, std::string_view name))
 
 /// Reads an IDX file (`.gz` or plain, recognised by content). io_error when it cannot be read.
-inline idx_array read_idx(const std::filesystem::path& path) {
+XGRAD_OUTLINE idx_array read_idx(const std::filesystem::path& path) {
     const auto bytes = detail::read_file(path);
     return parse_idx(bytes, path.string());
 }
+XGRAD_INSTANCE(idx_array read_idx(const std::filesystem::path& path))
 
 /// The tensor inside `a` when it holds T; otherwise format_error naming `name`.
 template <class T>

@@ -34,6 +34,7 @@
 #include <variant>
 #include <vector>
 
+#include "../core/config.hpp"
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
 #include "detail/bytes.hpp"
@@ -188,7 +189,7 @@ inline std::uint64_t read_u64_le(const std::byte* p) noexcept {
 }
 
 /// Checks the 8-byte length prefix against the bound and the file size; returns N.
-inline std::size_t st_header_length(std::span<const std::byte> prefix, std::uint64_t file_size, std::string_view name) {
+XGRAD_OUTLINE std::size_t st_header_length(std::span<const std::byte> prefix, std::uint64_t file_size, std::string_view name) {
     if (prefix.size() < 8)
         throw format_error(at_byte(name, 0,
                                    "truncated: a safetensors file starts with an 8-byte header length, the file has " +
@@ -203,10 +204,11 @@ inline std::size_t st_header_length(std::span<const std::byte> prefix, std::uint
     if (n < 2) throw format_error(at_byte(name, 0, "header length " + std::to_string(n) + " is too short for a JSON object"));
     return static_cast<std::size_t>(n);
 }
+XGRAD_INSTANCE(std::size_t st_header_length(std::span<const std::byte> prefix, std::uint64_t file_size, std::string_view name))
 
 /// Parses and validates the JSON header `text` (which starts at byte 8 of a file of
 /// `file_size` bytes): schema, dtypes, shapes, and offsets that tile the data area exactly.
-inline safetensors_header st_parse_header(std::string_view text, std::uint64_t file_size, std::string_view name) {
+XGRAD_OUTLINE safetensors_header st_parse_header(std::string_view text, std::uint64_t file_size, std::string_view name) {
     constexpr std::size_t base = 8;
     json_parser parser(text, base, name);
     if (text.empty() || text.front() != '{') parser.fail(0, "the header must start with '{'");
@@ -302,9 +304,10 @@ inline safetensors_header st_parse_header(std::string_view text, std::uint64_t f
                                    std::to_string(data_size - pos) + " bytes after the last tensor belong to no tensor"));
     return h;
 }
+XGRAD_INSTANCE(safetensors_header st_parse_header(std::string_view text, std::uint64_t file_size, std::string_view name))
 
 /// Builds the tensor for `info` from its raw bytes, converting F16/BF16/BOOL.
-inline named_tensor st_decode(const safetensors_info& info, std::span<const std::byte> raw, std::size_t file_offset,
+XGRAD_OUTLINE named_tensor st_decode(const safetensors_info& info, std::span<const std::byte> raw, std::size_t file_offset,
                               std::string_view name) {
     named_tensor out{info.name, tensor<float>{}, info.dtype};
     auto native = [&]<class T>(std::type_identity<T>) {
@@ -340,6 +343,7 @@ inline named_tensor st_decode(const safetensors_info& info, std::span<const std:
     }
     return out;
 }
+XGRAD_INSTANCE(named_tensor st_decode(const safetensors_info& info, std::span<const std::byte> raw, std::size_t file_offset, std::string_view name))
 
 /// Hook called after each chunk a save writes (argument: bytes written so far). Tests set it
 /// to stop a process in the middle of a save; it is null otherwise.
@@ -353,7 +357,7 @@ struct st_plan_entry {
 
 /// Validates what is to be written and orders it as the reference does: larger elements first
 /// (stable), so every tensor starts at a multiple of its element size.
-inline std::vector<st_plan_entry> st_plan(const std::vector<named_tensor>& tensors,
+XGRAD_OUTLINE std::vector<st_plan_entry> st_plan(const std::vector<named_tensor>& tensors,
                                           const std::map<std::string, std::string>& metadata) {
     std::vector<st_plan_entry> plan;
     plan.reserve(tensors.size());
@@ -383,9 +387,10 @@ inline std::vector<st_plan_entry> st_plan(const std::vector<named_tensor>& tenso
     std::stable_sort(plan.begin(), plan.end(), [](const auto& a, const auto& b) { return a.dtype->size > b.dtype->size; });
     return plan;
 }
+XGRAD_INSTANCE(std::vector<st_plan_entry> st_plan(const std::vector<named_tensor>& tensors, const std::map<std::string, std::string>& metadata))
 
 /// The 8-byte length and the space-padded JSON header for `plan`.
-inline std::string st_header_text(const std::vector<st_plan_entry>& plan,
+XGRAD_OUTLINE std::string st_header_text(const std::vector<st_plan_entry>& plan,
                                   const std::map<std::string, std::string>& metadata) {
     std::string j = "{";
     if (!metadata.empty()) {
@@ -421,6 +426,7 @@ inline std::string st_header_text(const std::vector<st_plan_entry>& plan,
     for (std::size_t i = 0; i < 8; ++i) out[i] = static_cast<char>((static_cast<std::uint64_t>(j.size()) >> (8 * i)) & 0xFF);
     return out + j;
 }
+XGRAD_INSTANCE(std::string st_header_text(const std::vector<st_plan_entry>& plan, const std::map<std::string, std::string>& metadata))
 
 /// Streams a whole file through `sink(const std::byte*, std::size_t)` in chunks of at most 1 MiB.
 template <class Sink>
@@ -506,7 +512,7 @@ private:
 
 /// Validates a header held in memory (`bytes` holds at least the length prefix and the JSON;
 /// `file_size` is the size of the whole file).
-inline safetensors_header parse_safetensors_header(std::span<const std::byte> bytes, std::uint64_t file_size,
+XGRAD_OUTLINE safetensors_header parse_safetensors_header(std::span<const std::byte> bytes, std::uint64_t file_size,
                                                    std::string_view name) {
     if (file_size < bytes.size()) file_size = bytes.size();
     const std::size_t n = detail::st_header_length(bytes, file_size, name);
@@ -514,9 +520,10 @@ inline safetensors_header parse_safetensors_header(std::span<const std::byte> by
         throw format_error(detail::at_byte(name, 8, "truncated: the header needs " + std::to_string(n) + " bytes"));
     return detail::st_parse_header(std::string_view(reinterpret_cast<const char*>(bytes.data()) + 8, n), file_size, name);
 }
+XGRAD_INSTANCE(safetensors_header parse_safetensors_header(std::span<const std::byte> bytes, std::uint64_t file_size, std::string_view name))
 
 /// Decodes a whole safetensors file held in memory; `name` appears in errors.
-inline safetensors_file parse_safetensors(std::span<const std::byte> bytes, std::string_view name) {
+XGRAD_OUTLINE safetensors_file parse_safetensors(std::span<const std::byte> bytes, std::string_view name) {
     const auto h = parse_safetensors_header(bytes, bytes.size(), name);
     safetensors_file f;
     f.metadata = h.metadata;
@@ -528,10 +535,11 @@ inline safetensors_file parse_safetensors(std::span<const std::byte> bytes, std:
     }
     return f;
 }
+XGRAD_INSTANCE(safetensors_file parse_safetensors(std::span<const std::byte> bytes, std::string_view name))
 
 /// Reads a safetensors file. io_error when it cannot be read, format_error when it is malformed.
 /// Only the header is held in memory twice; each tensor is read once into a buffer of its size.
-inline safetensors_file load_safetensors(const std::filesystem::path& path) {
+XGRAD_OUTLINE safetensors_file load_safetensors(const std::filesystem::path& path) {
     const std::string name = path.string();
     std::ifstream in(path, std::ios::binary);
     if (!in) throw io_error(name + ": cannot open for reading (" + detail::errno_text() + ")");
@@ -573,9 +581,10 @@ inline safetensors_file load_safetensors(const std::filesystem::path& path) {
     f.tensors = std::move(decoded);
     return f;
 }
+XGRAD_INSTANCE(safetensors_file load_safetensors(const std::filesystem::path& path))
 
 /// Reads and validates only the header of a file (names, dtypes, shapes, offsets).
-inline safetensors_header inspect_safetensors(const std::filesystem::path& path) {
+XGRAD_OUTLINE safetensors_header inspect_safetensors(const std::filesystem::path& path) {
     const std::string name = path.string();
     std::ifstream in(path, std::ios::binary);
     if (!in) throw io_error(name + ": cannot open for reading (" + detail::errno_text() + ")");
@@ -591,21 +600,23 @@ inline safetensors_header inspect_safetensors(const std::filesystem::path& path)
         throw format_error(detail::at_byte(name, 8, "truncated while reading the header"));
     return parse_safetensors_header(head, file_size, name);
 }
+XGRAD_INSTANCE(safetensors_header inspect_safetensors(const std::filesystem::path& path))
 
 /// The bytes of a safetensors file holding `tensors` (value_error for duplicate or reserved
 /// names, invalid UTF-8, or a requested dtype the tensor cannot be stored as).
-inline std::vector<std::byte> to_safetensors(const std::vector<named_tensor>& tensors,
+XGRAD_OUTLINE std::vector<std::byte> to_safetensors(const std::vector<named_tensor>& tensors,
                                              const std::map<std::string, std::string>& metadata = {}) {
     std::vector<std::byte> out;
     detail::st_serialize(tensors, metadata, [&](const std::byte* p, std::size_t n) { out.insert(out.end(), p, p + n); });
     return out;
 }
+XGRAD_INSTANCE(std::vector<std::byte> to_safetensors(const std::vector<named_tensor>& tensors, const std::map<std::string, std::string>& metadata))
 
 /// Writes a safetensors file atomically: the bytes go to a new temporary file in the same
 /// directory, which is flushed to disk (fsync) and then renamed over `path`; the directory is
 /// fsynced so the rename itself survives a crash. A process killed at any point leaves either
 /// the old file or the new one, never a mix (at worst a stray ".NAME.tmp-*" file remains).
-inline void save_safetensors(const std::filesystem::path& path, const std::vector<named_tensor>& tensors,
+XGRAD_OUTLINE void save_safetensors(const std::filesystem::path& path, const std::vector<named_tensor>& tensors,
                              const std::map<std::string, std::string>& metadata = {}) {
     const std::string name = path.string();
     // validate before touching the disk
@@ -661,5 +672,6 @@ inline void save_safetensors(const std::filesystem::path& path, const std::vecto
         ::close(dfd);
     }
 }
+XGRAD_INSTANCE(void save_safetensors(const std::filesystem::path& path, const std::vector<named_tensor>& tensors, const std::map<std::string, std::string>& metadata))
 
 }  // namespace xgrad::io

@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "../core/config.hpp"
 #include "../core/error.hpp"
 #include "../core/parameter.hpp"
 #include "../core/rng.hpp"
@@ -87,9 +88,10 @@ void generate(const tensor<T>& t, F&& f) {
     xgrad::detail::for_each_offset(t.shape(), t.strides(), [&](std::ptrdiff_t o) { p[o] = static_cast<T>(f()); });
 }
 
-inline void check_finite(double v, const char* fn, const char* what) {
+XGRAD_OUTLINE void check_finite(double v, const char* fn, const char* what) {
     if (!std::isfinite(v)) throw value_error(std::string(fn) + ": " + what + " must be finite, got " + std::to_string(v));
 }
+XGRAD_INSTANCE(void check_finite(double v, const char* fn, const char* what))
 inline void check_non_negative(double v, const char* fn, const char* what) {
     if (!(v >= 0.0) || !std::isfinite(v))
         throw value_error(std::string(fn) + ": " + what + " must be finite and >= 0, got " + std::to_string(v));

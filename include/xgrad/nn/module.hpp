@@ -32,6 +32,7 @@
 #include <cxxabi.h>
 #endif
 
+#include "../core/config.hpp"
 #include "../core/error.hpp"
 #include "../core/parameter.hpp"
 #include "../core/rng.hpp"
@@ -152,7 +153,7 @@ constexpr auto device_probe() {
 }
 
 /// "fc1, fc2" -> {"fc1", "fc2"} (the stringized argument list of XGRAD_MODULE).
-inline std::vector<std::string> split_names(const char* list) {
+XGRAD_OUTLINE std::vector<std::string> split_names(const char* list) {
     std::vector<std::string> out;
     std::string cur;
     for (const char* p = list;; ++p) {
@@ -166,6 +167,7 @@ inline std::vector<std::string> split_names(const char* list) {
     }
     return out;
 }
+XGRAD_INSTANCE(std::vector<std::string> split_names(const char* list))
 
 template <class Tuple, class F>
 void for_each_named(const char* names, Tuple&& members, F&& f) {

@@ -22,6 +22,7 @@
 #include <tuple>
 #include <vector>
 
+#include "../core/config.hpp"
 #include "../backend/cpu/gemm.hpp"
 #include "../expr/op_node.hpp"
 #include "activation.hpp"
@@ -83,44 +84,7 @@ struct conv_geometry {
     std::size_t G = 1, Cg = 0, OCg = 0;
     std::size_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
 
-    conv_geometry(const shape_t& x, const shape_t& w, const conv2d_options& o, const char* op) {
-        const std::string name(op);
-        if (o.stride.h < 1 || o.stride.w < 1)
-            throw value_error(name + ": stride must be >= 1, got " + to_string(o.stride));
-        if (o.dilation.h < 1 || o.dilation.w < 1)
-            throw value_error(name + ": dilation must be >= 1, got " + to_string(o.dilation));
-        if (o.padding.h < 0 || o.padding.w < 0)
-            throw value_error(name + ": padding must be >= 0, got " + to_string(o.padding));
-        if (o.groups < 1) throw value_error(name + ": groups must be >= 1, got " + std::to_string(o.groups));
-        if (x.size() != 4) throw shape_error(name + ": input must be 4-D {N, C, H, W}, got shape " + to_string(x));
-        if (w.size() != 4)
-            throw shape_error(name + ": weight must be 4-D {out, in / groups, KH, KW}, got shape " + to_string(w));
-        N = x[0], C = x[1], H = x[2], W = x[3];
-        OC = w[0], KH = w[2], KW = w[3];
-        G = static_cast<std::size_t>(o.groups);
-        if (C % G != 0 || OC % G != 0)
-            throw shape_error(name + ": groups = " + std::to_string(G) + " must divide the input channels (" +
-                              std::to_string(C) + ", input shape " + to_string(x) + ") and the output channels (" +
-                              std::to_string(OC) + ", weight shape " + to_string(w) + ")");
-        Cg = C / G, OCg = OC / G;
-        if (w[1] != Cg)
-            throw shape_error(name + ": input shape " + to_string(x) + " has " + std::to_string(C) +
-                              " channels, so with groups = " + std::to_string(G) + " the weight needs " +
-                              std::to_string(Cg) + " input channels, but weight shape " + to_string(w) + " has " +
-                              std::to_string(w[1]));
-        sh = static_cast<std::size_t>(o.stride.h), sw = static_cast<std::size_t>(o.stride.w);
-        ph = static_cast<std::size_t>(o.padding.h), pw = static_cast<std::size_t>(o.padding.w);
-        dh = static_cast<std::size_t>(o.dilation.h), dw = static_cast<std::size_t>(o.dilation.w);
-        if (KH == 0 || KW == 0) throw shape_error(name + ": weight shape " + to_string(w) + " has an empty kernel");
-        const std::size_t eh = dh * (KH - 1) + 1, ew = dw * (KW - 1) + 1;  // dilated kernel extent
-        if (eh > H + 2 * ph || ew > W + 2 * pw)
-            throw shape_error(name + ": kernel " + std::to_string(KH) + "x" + std::to_string(KW) + " (dilated extent " +
-                              std::to_string(eh) + "x" + std::to_string(ew) + ") is larger than the padded input " +
-                              std::to_string(H + 2 * ph) + "x" + std::to_string(W + 2 * pw) + " (input shape " +
-                              to_string(x) + ", padding " + to_string(o.padding) + ")");
-        OH = (H + 2 * ph - eh) / sh + 1;
-        OW = (W + 2 * pw - ew) / sw + 1;
-    }
+    XGRAD_OUTLINE conv_geometry(const shape_t& x, const shape_t& w, const conv2d_options& o, const char* op);
 
     shape_t out_shape() const { return {N, OC, OH, OW}; }
     std::size_t ckk() const { return Cg * KH * KW; }  // GEMM inner extent per group
@@ -152,6 +116,46 @@ struct conv_geometry {
         lo = std::min(lo, hi);
     }
 };
+
+XGRAD_OUTLINE_DEF conv_geometry::conv_geometry(const shape_t& x, const shape_t& w, const conv2d_options& o, const char* op) {
+    const std::string name(op);
+    if (o.stride.h < 1 || o.stride.w < 1)
+        throw value_error(name + ": stride must be >= 1, got " + to_string(o.stride));
+    if (o.dilation.h < 1 || o.dilation.w < 1)
+        throw value_error(name + ": dilation must be >= 1, got " + to_string(o.dilation));
+    if (o.padding.h < 0 || o.padding.w < 0)
+        throw value_error(name + ": padding must be >= 0, got " + to_string(o.padding));
+    if (o.groups < 1) throw value_error(name + ": groups must be >= 1, got " + std::to_string(o.groups));
+    if (x.size() != 4) throw shape_error(name + ": input must be 4-D {N, C, H, W}, got shape " + to_string(x));
+    if (w.size() != 4)
+        throw shape_error(name + ": weight must be 4-D {out, in / groups, KH, KW}, got shape " + to_string(w));
+    N = x[0], C = x[1], H = x[2], W = x[3];
+    OC = w[0], KH = w[2], KW = w[3];
+    G = static_cast<std::size_t>(o.groups);
+    if (C % G != 0 || OC % G != 0)
+        throw shape_error(name + ": groups = " + std::to_string(G) + " must divide the input channels (" +
+                          std::to_string(C) + ", input shape " + to_string(x) + ") and the output channels (" +
+                          std::to_string(OC) + ", weight shape " + to_string(w) + ")");
+    Cg = C / G, OCg = OC / G;
+    if (w[1] != Cg)
+        throw shape_error(name + ": input shape " + to_string(x) + " has " + std::to_string(C) +
+                          " channels, so with groups = " + std::to_string(G) + " the weight needs " +
+                          std::to_string(Cg) + " input channels, but weight shape " + to_string(w) + " has " +
+                          std::to_string(w[1]));
+    sh = static_cast<std::size_t>(o.stride.h), sw = static_cast<std::size_t>(o.stride.w);
+    ph = static_cast<std::size_t>(o.padding.h), pw = static_cast<std::size_t>(o.padding.w);
+    dh = static_cast<std::size_t>(o.dilation.h), dw = static_cast<std::size_t>(o.dilation.w);
+    if (KH == 0 || KW == 0) throw shape_error(name + ": weight shape " + to_string(w) + " has an empty kernel");
+    const std::size_t eh = dh * (KH - 1) + 1, ew = dw * (KW - 1) + 1;  // dilated kernel extent
+    if (eh > H + 2 * ph || ew > W + 2 * pw)
+        throw shape_error(name + ": kernel " + std::to_string(KH) + "x" + std::to_string(KW) + " (dilated extent " +
+                          std::to_string(eh) + "x" + std::to_string(ew) + ") is larger than the padded input " +
+                          std::to_string(H + 2 * ph) + "x" + std::to_string(W + 2 * pw) + " (input shape " +
+                          to_string(x) + ", padding " + to_string(o.padding) + ")");
+    OH = (H + 2 * ph - eh) / sh + 1;
+    OW = (W + 2 * pw - ew) / sw + 1;
+}
+XGRAD_INSTANCE(conv_geometry::conv_geometry(const shape_t& x, const shape_t& w, const conv2d_options& o, const char* op))
 
 /// cols[(c KH + p) KW + q, i OW + j] = x[c, i sh - ph + p dh, j sw - pw + q dw] (0 in the padding),
 /// for the Cg channels starting at `x` (one sample, one group).

@@ -246,32 +246,10 @@ struct class_loss_impl {
     std::int64_t ignore_index = -100;
     bool mean = false;
 
-    shape_t output_shape(const shape_t& s) const {
-        if (s.size() < 2)
-            throw shape_error(std::string(name) + ": input must have shape {N, C} or {N, C, d1, ...}, got " + to_string(s));
-        shape_t per_sample = s;
-        per_sample.erase(per_sample.begin() + 1);
-        if (labels.shape() != per_sample)
-            throw shape_error(std::string(name) + ": labels of shape " + to_string(labels.shape()) +
-                              " do not match input of shape " + to_string(s) + " (expected labels of shape " +
-                              to_string(per_sample) + ")");
-        if (weighted && weight.shape() != shape_t{s[1]})
-            throw shape_error(std::string(name) + ": weight of shape " + to_string(weight.shape()) +
-                              " does not match " + std::to_string(s[1]) + " classes of input shape " + to_string(s));
-        if constexpr (std::same_as<D, device::cpu>)
-            check_labels(s[1]);
-        else
-            device_kernels<class_loss_impl, D>::check_labels(*this, s[1]);
-        return per_sample;
-    }
+    shape_t output_shape(const shape_t& s) const;
 
     /// The message of a label outside [0, classes) at flat position i.
-    std::string label_error(std::int64_t y, std::size_t i, std::size_t classes) const {
-        return std::string(name) + ": label " + std::to_string(y) + " at position " + position_string(i, labels.shape()) +
-               " is out of range for " + std::to_string(classes) + " classes (expected 0.." +
-               std::to_string(static_cast<std::int64_t>(classes) - 1) + " or ignore_index " +
-               std::to_string(ignore_index) + ")";
-    }
+    std::string label_error(std::int64_t y, std::size_t i, std::size_t classes) const;
 
     void check_labels(std::size_t classes) const {
         const std::int64_t* y = labels.data();
@@ -313,37 +291,10 @@ struct class_loss_impl {
 
     // The CPU's driver: each sample's class line made contiguous (gathered into a scratch line
     // when strided), then the shared formulas with SIMD along it.
-    tensor<T> forward(const tensor<T>& x) const {
-        const shape_t& s = x.shape();
-        check_labels(s[1]);  // the labels tensor may have changed since the op was built
-        const std::size_t classes = s[1];
-        auto out = tensor<T>::uninitialized(labels.shape());
-        const class_loss_args<T> a = args(s);
-        for_samples(s, [&](std::size_t first, std::size_t inner, std::vector<T>& buf, std::size_t i) {
-            const T* z = labels.data()[i] == ignore_index ? nullptr : gather(x.data() + first, classes, inner, buf);
-            out.data()[i] = class_loss_sample<FromLogits>(contiguous_line<T>{classes}, z, i, a);
-        });
-        return out;
-    }
+    tensor<T> forward(const tensor<T>& x) const;
 
     void backward(const tensor<T>& g, const tensor<T>&, const std::array<tensor<T>, 1>& in,
-                  std::array<tensor<T>*, 1> grad) const {
-        if (!grad[0]) return;
-        const tensor<T>& x = in[0];
-        const shape_t& s = x.shape();
-        const std::size_t classes = s[1];
-        const class_loss_args<T> a = args(s);
-        T* dx = grad[0]->data();
-        for_samples(s, [&](std::size_t first, std::size_t inner, std::vector<T>& buf, std::size_t i) {
-            T* d = dx + first;
-            const bool counted = labels.data()[i] != ignore_index;
-            const T* z = FromLogits && counted ? gather(x.data() + first, classes, inner, buf) : nullptr;
-            T* dz = inner == 1 ? d : buf.data();  // buf holds z; overwriting it in place is fine
-            class_loss_sample_backward<FromLogits>(contiguous_line<T>{classes}, z, dz, i, g.data()[i], a);
-            if (inner != 1)
-                for (std::size_t c = 0; c < classes; ++c) d[c * inner] = dz[c];
-        });
-    }
+                  std::array<tensor<T>*, 1> grad) const;
 
 private:
     /// The class line of one sample as contiguous values (copied into buf when strided).
@@ -353,6 +304,76 @@ private:
         return buf.data();
     }
 };
+
+template <class T, bool FromLogits, class D>
+shape_t class_loss_impl<T, FromLogits, D>::output_shape(const shape_t& s) const {
+    if (s.size() < 2)
+        throw shape_error(std::string(name) + ": input must have shape {N, C} or {N, C, d1, ...}, got " + to_string(s));
+    shape_t per_sample = s;
+    per_sample.erase(per_sample.begin() + 1);
+    if (labels.shape() != per_sample)
+        throw shape_error(std::string(name) + ": labels of shape " + to_string(labels.shape()) +
+                          " do not match input of shape " + to_string(s) + " (expected labels of shape " +
+                          to_string(per_sample) + ")");
+    if (weighted && weight.shape() != shape_t{s[1]})
+        throw shape_error(std::string(name) + ": weight of shape " + to_string(weight.shape()) +
+                          " does not match " + std::to_string(s[1]) + " classes of input shape " + to_string(s));
+    if constexpr (std::same_as<D, device::cpu>)
+        check_labels(s[1]);
+    else
+        device_kernels<class_loss_impl, D>::check_labels(*this, s[1]);
+    return per_sample;
+}
+
+template <class T, bool FromLogits, class D>
+std::string class_loss_impl<T, FromLogits, D>::label_error(std::int64_t y, std::size_t i, std::size_t classes) const {
+    return std::string(name) + ": label " + std::to_string(y) + " at position " + position_string(i, labels.shape()) +
+           " is out of range for " + std::to_string(classes) + " classes (expected 0.." +
+           std::to_string(static_cast<std::int64_t>(classes) - 1) + " or ignore_index " +
+           std::to_string(ignore_index) + ")";
+}
+
+template <class T, bool FromLogits, class D>
+tensor<T> class_loss_impl<T, FromLogits, D>::forward(const tensor<T>& x) const {
+    const shape_t& s = x.shape();
+    check_labels(s[1]);  // the labels tensor may have changed since the op was built
+    const std::size_t classes = s[1];
+    auto out = tensor<T>::uninitialized(labels.shape());
+    const class_loss_args<T> a = args(s);
+    for_samples(s, [&](std::size_t first, std::size_t inner, std::vector<T>& buf, std::size_t i) {
+        const T* z = labels.data()[i] == ignore_index ? nullptr : gather(x.data() + first, classes, inner, buf);
+        out.data()[i] = class_loss_sample<FromLogits>(contiguous_line<T>{classes}, z, i, a);
+    });
+    return out;
+}
+
+template <class T, bool FromLogits, class D>
+void class_loss_impl<T, FromLogits, D>::backward(const tensor<T>& g, const tensor<T>&,
+                                                 const std::array<tensor<T>, 1>& in,
+                                                 std::array<tensor<T>*, 1> grad) const {
+    if (!grad[0]) return;
+    const tensor<T>& x = in[0];
+    const shape_t& s = x.shape();
+    const std::size_t classes = s[1];
+    const class_loss_args<T> a = args(s);
+    T* dx = grad[0]->data();
+    for_samples(s, [&](std::size_t first, std::size_t inner, std::vector<T>& buf, std::size_t i) {
+        T* d = dx + first;
+        const bool counted = labels.data()[i] != ignore_index;
+        const T* z = FromLogits && counted ? gather(x.data() + first, classes, inner, buf) : nullptr;
+        T* dz = inner == 1 ? d : buf.data();  // buf holds z; overwriting it in place is fine
+        class_loss_sample_backward<FromLogits>(contiguous_line<T>{classes}, z, dz, i, g.data()[i], a);
+        if (inner != 1)
+            for (std::size_t c = 0; c < classes; ++c) d[c * inner] = dz[c];
+    });
+}
+// cross_entropy on float CPU tensors, compiled once in xgrad_precompiled (core/config.hpp)
+XGRAD_INSTANCE(shape_t class_loss_impl<float, true>::output_shape(const shape_t&) const)
+XGRAD_INSTANCE(std::string class_loss_impl<float, true>::label_error(std::int64_t, std::size_t, std::size_t) const)
+XGRAD_INSTANCE(tensor<float> class_loss_impl<float, true>::forward(const tensor<float>&) const)
+XGRAD_INSTANCE(void class_loss_impl<float, true>::backward(const tensor<float>&, const tensor<float>&,
+                                                          const std::array<tensor<float>, 1>&,
+                                                          std::array<tensor<float>*, 1>) const)
 
 /// Labels on device D (the input's device); the weight tensor, given on the host, is copied there.
 template <class T, bool FromLogits, reduction_kind R, operand X, class D>

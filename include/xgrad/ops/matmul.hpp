@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/config.hpp"
 #include "../backend/cpu/gemm.hpp"
 #include "../expr/op_node.hpp"
 #include "activation.hpp"
@@ -35,42 +36,7 @@ struct matmul_geometry {
     bool b_batched = false;                // b differs between batches (else fold rows of a)
     shape_t out;                           // result shape
 
-    matmul_geometry(const shape_t& sa, const shape_t& sb, bool trans_b, const char* op) {
-        auto fail = [&](const std::string& why) {
-            throw shape_error(std::string(op) + ": cannot multiply shapes " + to_string(sa) + " and " + to_string(sb) +
-                              ": " + why);
-        };
-        if (sa.empty() || sb.empty()) fail("operands must have at least one dimension");
-        if (trans_b && sb.size() != 2) fail("the weight must be 2-D {out, in}, got rank " + std::to_string(sb.size()));
-        const bool a_vec = sa.size() == 1, b_vec = sb.size() == 1;
-        const shape_t a2 = a_vec ? shape_t{1, sa[0]} : sa;
-        const shape_t b2 = b_vec ? shape_t{sb[0], 1} : sb;
-        M = a2[a2.size() - 2];
-        K = a2[a2.size() - 1];
-        const std::size_t kb = trans_b ? b2[1] : b2[b2.size() - 2];
-        N = trans_b ? b2[0] : b2[b2.size() - 1];
-        if (kb != K)
-            fail("inner dimensions differ (" + std::to_string(K) + " vs " + std::to_string(kb) + ")");
-        const shape_t ba(a2.begin(), a2.end() - 2), bb(b2.begin(), b2.end() - 2);
-        try {
-            batch = broadcast_shapes(ba, bb, op);
-        } catch (const shape_error&) {
-            fail("batch dimensions " + to_string(ba) + " and " + to_string(bb) + " do not broadcast");
-        }
-        out = batch;
-        if (!a_vec) out.push_back(M);
-        if (!b_vec) out.push_back(N);
-        b_batched = numel(bb) > 1;
-        auto offsets = [&](const shape_t& s, std::size_t mat) {
-            strides_t st = contiguous_strides(s);
-            for (auto& x : st) x *= static_cast<std::ptrdiff_t>(mat);
-            std::vector<std::ptrdiff_t> o;
-            for_each_offset(batch, broadcast_strides(s, st, batch), [&](std::ptrdiff_t x) { o.push_back(x); });
-            return o;
-        };
-        a_off = offsets(ba, M * K);
-        b_off = offsets(bb, K * N);
-    }
+    XGRAD_OUTLINE matmul_geometry(const shape_t& sa, const shape_t& sb, bool trans_b, const char* op);
     std::size_t batches() const { return numel(batch); }
 
     /// With an empty batch nothing flows back: zeroes the gradients of a and b (where wanted)
@@ -83,6 +49,44 @@ struct matmul_geometry {
         return true;
     }
 };
+
+XGRAD_OUTLINE_DEF matmul_geometry::matmul_geometry(const shape_t& sa, const shape_t& sb, bool trans_b, const char* op) {
+    auto fail = [&](const std::string& why) {
+        throw shape_error(std::string(op) + ": cannot multiply shapes " + to_string(sa) + " and " + to_string(sb) +
+                          ": " + why);
+    };
+    if (sa.empty() || sb.empty()) fail("operands must have at least one dimension");
+    if (trans_b && sb.size() != 2) fail("the weight must be 2-D {out, in}, got rank " + std::to_string(sb.size()));
+    const bool a_vec = sa.size() == 1, b_vec = sb.size() == 1;
+    const shape_t a2 = a_vec ? shape_t{1, sa[0]} : sa;
+    const shape_t b2 = b_vec ? shape_t{sb[0], 1} : sb;
+    M = a2[a2.size() - 2];
+    K = a2[a2.size() - 1];
+    const std::size_t kb = trans_b ? b2[1] : b2[b2.size() - 2];
+    N = trans_b ? b2[0] : b2[b2.size() - 1];
+    if (kb != K)
+        fail("inner dimensions differ (" + std::to_string(K) + " vs " + std::to_string(kb) + ")");
+    const shape_t ba(a2.begin(), a2.end() - 2), bb(b2.begin(), b2.end() - 2);
+    try {
+        batch = broadcast_shapes(ba, bb, op);
+    } catch (const shape_error&) {
+        fail("batch dimensions " + to_string(ba) + " and " + to_string(bb) + " do not broadcast");
+    }
+    out = batch;
+    if (!a_vec) out.push_back(M);
+    if (!b_vec) out.push_back(N);
+    b_batched = numel(bb) > 1;
+    auto offsets = [&](const shape_t& s, std::size_t mat) {
+        strides_t st = contiguous_strides(s);
+        for (auto& x : st) x *= static_cast<std::ptrdiff_t>(mat);
+        std::vector<std::ptrdiff_t> o;
+        for_each_offset(batch, broadcast_strides(s, st, batch), [&](std::ptrdiff_t x) { o.push_back(x); });
+        return o;
+    };
+    a_off = offsets(ba, M * K);
+    b_off = offsets(bb, K * N);
+}
+XGRAD_INSTANCE(matmul_geometry::matmul_geometry(const shape_t& sa, const shape_t& sb, bool trans_b, const char* op))
 
 /// y = act(a op(b) + bias): matmul when !TransB, linear when TransB.
 template <class T, class Act, bool Bias, bool TransB>

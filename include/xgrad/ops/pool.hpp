@@ -20,6 +20,7 @@
 #include <limits>
 #include <string>
 
+#include "../core/config.hpp"
 #include "../expr/op_node.hpp"
 #include "conv.hpp"  // size2
 #include "detail/device_kernels.hpp"
@@ -35,34 +36,7 @@ struct pool_geometry {
     std::size_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
     shape_t out;
 
-    pool_geometry(const shape_t& x, size2 kernel, size2 stride, size2 padding, const char* op) {
-        const std::string name(op);
-        if (stride.h == 0 && stride.w == 0) stride = kernel;
-        if (kernel.h < 1 || kernel.w < 1) throw value_error(name + ": kernel must be >= 1, got " + to_string(kernel));
-        if (stride.h < 1 || stride.w < 1) throw value_error(name + ": stride must be >= 1, got " + to_string(stride));
-        if (padding.h < 0 || padding.w < 0)
-            throw value_error(name + ": padding must be >= 0, got " + to_string(padding));
-        if (2 * padding.h > kernel.h || 2 * padding.w > kernel.w)
-            throw value_error(name + ": padding " + to_string(padding) + " must be at most half the kernel " +
-                              to_string(kernel));
-        if (x.size() != 3 && x.size() != 4)
-            throw shape_error(name + ": input must be {N, C, H, W} or {C, H, W}, got shape " + to_string(x));
-        H = x[x.size() - 2], W = x[x.size() - 1];
-        if (H == 0 || W == 0) throw shape_error(name + ": input shape " + to_string(x) + " has an empty spatial dimension");
-        planes = numel(x) / (H * W);
-        kh = static_cast<std::size_t>(kernel.h), kw = static_cast<std::size_t>(kernel.w);
-        sh = static_cast<std::size_t>(stride.h), sw = static_cast<std::size_t>(stride.w);
-        ph = static_cast<std::size_t>(padding.h), pw = static_cast<std::size_t>(padding.w);
-        if (kh > H + 2 * ph || kw > W + 2 * pw)
-            throw shape_error(name + ": kernel " + to_string(kernel) + " is larger than the padded input " +
-                              std::to_string(H + 2 * ph) + "x" + std::to_string(W + 2 * pw) + " (input shape " +
-                              to_string(x) + ", padding " + to_string(padding) + ")");
-        OH = (H + 2 * ph - kh) / sh + 1;
-        OW = (W + 2 * pw - kw) / sw + 1;
-        out = x;
-        out[out.size() - 2] = OH;
-        out[out.size() - 1] = OW;
-    }
+    XGRAD_OUTLINE pool_geometry(const shape_t& x, size2 kernel, size2 stride, size2 padding, const char* op);
 
     /// Input rows [lo, hi) of output row i (window clipped to the input).
     void rows(std::size_t i, std::size_t& lo, std::size_t& hi) const { clip(i * sh, ph, kh, H, lo, hi); }
@@ -73,6 +47,36 @@ struct pool_geometry {
         hi = start + k - pad < n ? start + k - pad : n;
     }
 };
+
+XGRAD_OUTLINE_DEF pool_geometry::pool_geometry(const shape_t& x, size2 kernel, size2 stride, size2 padding, const char* op) {
+    const std::string name(op);
+    if (stride.h == 0 && stride.w == 0) stride = kernel;
+    if (kernel.h < 1 || kernel.w < 1) throw value_error(name + ": kernel must be >= 1, got " + to_string(kernel));
+    if (stride.h < 1 || stride.w < 1) throw value_error(name + ": stride must be >= 1, got " + to_string(stride));
+    if (padding.h < 0 || padding.w < 0)
+        throw value_error(name + ": padding must be >= 0, got " + to_string(padding));
+    if (2 * padding.h > kernel.h || 2 * padding.w > kernel.w)
+        throw value_error(name + ": padding " + to_string(padding) + " must be at most half the kernel " +
+                          to_string(kernel));
+    if (x.size() != 3 && x.size() != 4)
+        throw shape_error(name + ": input must be {N, C, H, W} or {C, H, W}, got shape " + to_string(x));
+    H = x[x.size() - 2], W = x[x.size() - 1];
+    if (H == 0 || W == 0) throw shape_error(name + ": input shape " + to_string(x) + " has an empty spatial dimension");
+    planes = numel(x) / (H * W);
+    kh = static_cast<std::size_t>(kernel.h), kw = static_cast<std::size_t>(kernel.w);
+    sh = static_cast<std::size_t>(stride.h), sw = static_cast<std::size_t>(stride.w);
+    ph = static_cast<std::size_t>(padding.h), pw = static_cast<std::size_t>(padding.w);
+    if (kh > H + 2 * ph || kw > W + 2 * pw)
+        throw shape_error(name + ": kernel " + to_string(kernel) + " is larger than the padded input " +
+                          std::to_string(H + 2 * ph) + "x" + std::to_string(W + 2 * pw) + " (input shape " +
+                          to_string(x) + ", padding " + to_string(padding) + ")");
+    OH = (H + 2 * ph - kh) / sh + 1;
+    OW = (W + 2 * pw - kw) / sw + 1;
+    out = x;
+    out[out.size() - 2] = OH;
+    out[out.size() - 1] = OW;
+}
+XGRAD_INSTANCE(pool_geometry::pool_geometry(const shape_t& x, size2 kernel, size2 stride, size2 padding, const char* op))
 
 /// Offset (within a plane of width W) of the first maximum of rows [r0, r1) x columns [c0, c1);
 /// a NaN counts as the maximum. Shared by the CPU and the device kernels.

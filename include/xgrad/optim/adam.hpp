@@ -67,28 +67,37 @@ struct adam_rule {
     // and AdamW share one loop.
     template <class T, class Device, class O>
     static void update(const tensor<T, Device>& w, const tensor<T, Device>& grad, param_state<T, Device>& s,
-                       const O& o) {
-        const tensor<T, Device> m = s.get("exp_avg", w.shape());
-        const tensor<T, Device> v = s.get("exp_avg_sq", w.shape());
-        const double t = static_cast<double>(s.step);
-        const double b1 = o.betas.first, b2 = o.betas.second;
-        const double step_size = o.lr / (1 - std::pow(b1, t));
-        const T bc2_sqrt(std::sqrt(1 - std::pow(b2, t)));
-        const T neg_step(-step_size), eps(o.eps), c1(1 - b1), c2(1 - b2), beta2(b2);
-        const T wd(Decoupled ? 0.0 : o.weight_decay), keep(Decoupled ? 1 - o.lr * o.weight_decay : 1.0);
-
-        auto g = grad + wd * w;
-        auto m_next = into(m, m + c1 * (g - m));
-        auto v_next = into(v, v * beta2 + c2 * g * g);
-        if (o.amsgrad) {
-            const tensor<T, Device> vmax = s.get("max_exp_avg_sq", w.shape());
-            assign(m_next, v_next, into(vmax, maximum(vmax, v)),
-                   into(w, w * keep + neg_step * m / (sqrt(vmax) / bc2_sqrt + eps)));
-        } else {
-            assign(m_next, v_next, into(w, w * keep + neg_step * m / (sqrt(v) / bc2_sqrt + eps)));
-        }
-    }
+                       const O& o);
 };
+
+template <bool Decoupled>
+template <class T, class Device, class O>
+void adam_rule<Decoupled>::update(const tensor<T, Device>& w, const tensor<T, Device>& grad, param_state<T, Device>& s,
+                                  const O& o) {
+    const tensor<T, Device> m = s.get("exp_avg", w.shape());
+    const tensor<T, Device> v = s.get("exp_avg_sq", w.shape());
+    const double t = static_cast<double>(s.step);
+    const double b1 = o.betas.first, b2 = o.betas.second;
+    const double step_size = o.lr / (1 - std::pow(b1, t));
+    const T bc2_sqrt(std::sqrt(1 - std::pow(b2, t)));
+    const T neg_step(-step_size), eps(o.eps), c1(1 - b1), c2(1 - b2), beta2(b2);
+    const T wd(Decoupled ? 0.0 : o.weight_decay), keep(Decoupled ? 1 - o.lr * o.weight_decay : 1.0);
+
+    auto g = grad + wd * w;
+    auto m_next = into(m, m + c1 * (g - m));
+    auto v_next = into(v, v * beta2 + c2 * g * g);
+    if (o.amsgrad) {
+        const tensor<T, Device> vmax = s.get("max_exp_avg_sq", w.shape());
+        assign(m_next, v_next, into(vmax, maximum(vmax, v)),
+               into(w, w * keep + neg_step * m / (sqrt(vmax) / bc2_sqrt + eps)));
+    } else {
+        assign(m_next, v_next, into(w, w * keep + neg_step * m / (sqrt(v) / bc2_sqrt + eps)));
+    }
+}
+XGRAD_INSTANCE(void adam_rule<false>::update(const tensor<float>&, const tensor<float>&, param_state<float>&,
+                                             const adam_options&))
+XGRAD_INSTANCE(void adam_rule<true>::update(const tensor<float>&, const tensor<float>&, param_state<float>&,
+                                            const adamw_options&))
 
 }  // namespace detail
 
@@ -126,5 +135,16 @@ private:
         detail::adam_rule<true>::update(p.value(), grad, s, o);
     }
 };
+
+// Adam and AdamW over float CPU parameters: the optimizer's bookkeeping compiled once in
+// xgrad_precompiled (core/config.hpp).
+XGRAD_INSTANCE(void optimizer<adam<float>, float, adam_options>::add_param_group(std::vector<parameter<float>>,
+                                                                                const adam_options&))
+XGRAD_INSTANCE(optim::state_dict<float> optimizer<adam<float>, float, adam_options>::state_dict() const)
+XGRAD_INSTANCE(void optimizer<adam<float>, float, adam_options>::load_state_dict(const optim::state_dict<float>&))
+XGRAD_INSTANCE(void optimizer<adamw<float>, float, adamw_options>::add_param_group(std::vector<parameter<float>>,
+                                                                                  const adamw_options&))
+XGRAD_INSTANCE(optim::state_dict<float> optimizer<adamw<float>, float, adamw_options>::state_dict() const)
+XGRAD_INSTANCE(void optimizer<adamw<float>, float, adamw_options>::load_state_dict(const optim::state_dict<float>&))
 
 }  // namespace xgrad::optim

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "../backend/cpu/engine.hpp"
+#include "../core/config.hpp"
 #include "../core/error.hpp"
 #include "../core/parameter.hpp"
 #include "../core/tensor.hpp"
@@ -101,20 +102,23 @@ struct param_group {
 
 namespace detail {
 
-inline std::string format_number(double v) {
+XGRAD_OUTLINE std::string format_number(double v) {
     std::ostringstream os;
     os << v;
     return os.str();
 }
+XGRAD_INSTANCE(std::string format_number(double v))
 /// Hyper-parameter checks, messages "<optimizer>: <what> must be ..., got <v>" (NaN fails all).
-inline void require_non_negative(const char* opt, const char* what, double v) {
+XGRAD_OUTLINE void require_non_negative(const char* opt, const char* what, double v) {
     if (!(v >= 0.0) || std::isinf(v))
         throw value_error(std::string(opt) + ": " + what + " must be finite and >= 0, got " + format_number(v));
 }
-inline void require_in_unit_interval(const char* opt, const char* what, double v) {  // [0, 1)
+XGRAD_INSTANCE(void require_non_negative(const char* opt, const char* what, double v))
+XGRAD_OUTLINE void require_in_unit_interval(const char* opt, const char* what, double v) {  // [0, 1)
     if (!(v >= 0.0 && v < 1.0))
         throw value_error(std::string(opt) + ": " + what + " must be in [0, 1), got " + format_number(v));
 }
+XGRAD_INSTANCE(void require_in_unit_interval(const char* opt, const char* what, double v))
 
 /// t *= m element-wise (same shape, contiguous host tensors): how pruning masks are enforced.
 template <class T>
@@ -143,25 +147,7 @@ public:
 
     /// Adds parameters with the default options / with their own options.
     void add_param_group(std::vector<parameter_type> params) { add_param_group(std::move(params), defaults_); }
-    void add_param_group(std::vector<parameter_type> params, const Options& options) {
-        Derived::validate(options);
-        if (params.empty()) throw value_error(std::string(Derived::name) + ": a parameter group is empty");
-        for (std::size_t i = 0; i < params.size(); ++i) {
-            for (std::size_t j = 0; j < i; ++j)
-                if (params[i].same(params[j]))
-                    throw value_error(std::string(Derived::name) + ": parameter " + describe(params[i]) +
-                                      " appears twice in one group");
-            for (auto& g : groups_)
-                for (auto& q : g.params)
-                    if (params[i].same(q))
-                        throw value_error(std::string(Derived::name) + ": parameter " + describe(params[i]) +
-                                          " appears in more than one parameter group");
-        }
-        std::vector<state_type> st(params.size());
-        for (std::size_t i = 0; i < params.size(); ++i) Derived::init_state(params[i], st[i], options);
-        groups_.push_back({std::move(params), options});
-        state_.push_back(std::move(st));
-    }
+    void add_param_group(std::vector<parameter_type> params, const Options& options);
 
     std::size_t num_param_groups() const override { return groups_.size(); }
     const std::vector<group_type>& param_groups() const { return groups_; }
@@ -217,70 +203,11 @@ public:
     /// Everything step() depends on besides the parameters, for checkpoints. Tensors are host
     /// tensors: on the CPU shared with the optimizer (clone them to keep a snapshot), from a
     /// device copies.
-    optim::state_dict<T> state_dict() const {
-        optim::state_dict<T> d;
-        std::size_t k = 0;
-        for (std::size_t g = 0; g < groups_.size(); ++g)
-            for (std::size_t i = 0; i < groups_[g].params.size(); ++i, ++k) {
-                const std::string prefix = "state." + std::to_string(k) + ".";
-                d.scalars.emplace_back(prefix + "step", static_cast<double>(state_[g][i].step));
-                for (auto& [n, t] : state_[g][i].buffers) d.tensors.emplace_back(prefix + n, to<device::cpu>(t));
-            }
-        for (std::size_t g = 0; g < groups_.size(); ++g) {
-            Options o = groups_[g].options;
-            const std::string prefix = "param_groups." + std::to_string(g) + ".";
-            o.fields([&](const char* name, auto& v) { d.scalars.emplace_back(prefix + name, static_cast<double>(v)); });
-        }
-        return d;
-    }
+    optim::state_dict<T> state_dict() const;
 
     /// Restores a state_dict() of an optimizer of the same kind over parameters of the same
     /// shapes in the same groups. Buffers are copied. Throws value_error/shape_error on mismatch.
-    void load_state_dict(const optim::state_dict<T>& d) {
-        const std::string who = std::string(Derived::name) + "::load_state_dict: ";
-        std::vector<Options> opts;
-        for (std::size_t g = 0; g < groups_.size(); ++g) {
-            Options o = groups_[g].options;
-            const std::string prefix = "param_groups." + std::to_string(g) + ".";
-            o.fields([&](const char* name, auto& v) {
-                const double* x = d.scalar_named(prefix + name);
-                if (!x) throw value_error(who + "missing " + prefix + name);
-                v = static_cast<std::remove_reference_t<decltype(v)>>(*x);
-            });
-            Derived::validate(o);
-            opts.push_back(o);
-        }
-        if (d.scalar_named("param_groups." + std::to_string(groups_.size()) + ".lr"))
-            throw value_error(who + "the state has more than " + std::to_string(groups_.size()) + " parameter groups");
-        std::vector<std::vector<state_type>> st(groups_.size());
-        std::size_t k = 0, buffers = 0;
-        for (std::size_t g = 0; g < groups_.size(); ++g)
-            for (std::size_t i = 0; i < groups_[g].params.size(); ++i, ++k) {
-                const std::string prefix = "state." + std::to_string(k) + ".";
-                const double* step = d.scalar_named(prefix + "step");
-                if (!step) throw value_error(who + "missing " + prefix + "step");
-                state_type s;
-                s.step = static_cast<std::int64_t>(*step);
-                for (auto& [n, t] : d.tensors) {
-                    if (n.compare(0, prefix.size(), prefix) != 0) continue;
-                    if (t.shape() != groups_[g].params[i].shape())
-                        throw shape_error(who + n + " has shape " + to_string(t.shape()) + " but parameter " +
-                                          describe(groups_[g].params[i]) + " has shape " +
-                                          to_string(groups_[g].params[i].shape()));
-                    if constexpr (std::is_same_v<Device, device::cpu>)
-                        s.buffers.emplace_back(n.substr(prefix.size()), t.clone());
-                    else
-                        s.buffers.emplace_back(n.substr(prefix.size()), to<Device>(t));
-                    ++buffers;
-                }
-                st[g].push_back(std::move(s));
-            }
-        if (buffers != d.tensors.size() || d.scalar_named("state." + std::to_string(k) + ".step"))
-            throw value_error(who + "the state has entries for more than the " + std::to_string(k) +
-                              " parameters of this optimizer");
-        for (std::size_t g = 0; g < groups_.size(); ++g) groups_[g].options = opts[g];
-        state_ = std::move(st);
-    }
+    void load_state_dict(const optim::state_dict<T>& d);
 
 protected:
     optimizer(std::vector<parameter_type> params, const Options& defaults) : defaults_(defaults) {
@@ -302,5 +229,92 @@ private:
     std::vector<group_type> groups_;
     std::vector<std::vector<state_type>> state_;
 };
+
+template <class Derived, class T, class Options, class Device>
+void optimizer<Derived, T, Options, Device>::add_param_group(std::vector<parameter_type> params,
+                                                             const Options& options) {
+    Derived::validate(options);
+    if (params.empty()) throw value_error(std::string(Derived::name) + ": a parameter group is empty");
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        for (std::size_t j = 0; j < i; ++j)
+            if (params[i].same(params[j]))
+                throw value_error(std::string(Derived::name) + ": parameter " + describe(params[i]) +
+                                  " appears twice in one group");
+        for (auto& g : groups_)
+            for (auto& q : g.params)
+                if (params[i].same(q))
+                    throw value_error(std::string(Derived::name) + ": parameter " + describe(params[i]) +
+                                      " appears in more than one parameter group");
+    }
+    std::vector<state_type> st(params.size());
+    for (std::size_t i = 0; i < params.size(); ++i) Derived::init_state(params[i], st[i], options);
+    groups_.push_back({std::move(params), options});
+    state_.push_back(std::move(st));
+}
+
+template <class Derived, class T, class Options, class Device>
+optim::state_dict<T> optimizer<Derived, T, Options, Device>::state_dict() const {
+    optim::state_dict<T> d;
+    std::size_t k = 0;
+    for (std::size_t g = 0; g < groups_.size(); ++g)
+        for (std::size_t i = 0; i < groups_[g].params.size(); ++i, ++k) {
+            const std::string prefix = "state." + std::to_string(k) + ".";
+            d.scalars.emplace_back(prefix + "step", static_cast<double>(state_[g][i].step));
+            for (auto& [n, t] : state_[g][i].buffers) d.tensors.emplace_back(prefix + n, to<device::cpu>(t));
+        }
+    for (std::size_t g = 0; g < groups_.size(); ++g) {
+        Options o = groups_[g].options;
+        const std::string prefix = "param_groups." + std::to_string(g) + ".";
+        o.fields([&](const char* name, auto& v) { d.scalars.emplace_back(prefix + name, static_cast<double>(v)); });
+    }
+    return d;
+}
+
+template <class Derived, class T, class Options, class Device>
+void optimizer<Derived, T, Options, Device>::load_state_dict(const optim::state_dict<T>& d) {
+    const std::string who = std::string(Derived::name) + "::load_state_dict: ";
+    std::vector<Options> opts;
+    for (std::size_t g = 0; g < groups_.size(); ++g) {
+        Options o = groups_[g].options;
+        const std::string prefix = "param_groups." + std::to_string(g) + ".";
+        o.fields([&](const char* name, auto& v) {
+            const double* x = d.scalar_named(prefix + name);
+            if (!x) throw value_error(who + "missing " + prefix + name);
+            v = static_cast<std::remove_reference_t<decltype(v)>>(*x);
+        });
+        Derived::validate(o);
+        opts.push_back(o);
+    }
+    if (d.scalar_named("param_groups." + std::to_string(groups_.size()) + ".lr"))
+        throw value_error(who + "the state has more than " + std::to_string(groups_.size()) + " parameter groups");
+    std::vector<std::vector<state_type>> st(groups_.size());
+    std::size_t k = 0, buffers = 0;
+    for (std::size_t g = 0; g < groups_.size(); ++g)
+        for (std::size_t i = 0; i < groups_[g].params.size(); ++i, ++k) {
+            const std::string prefix = "state." + std::to_string(k) + ".";
+            const double* step = d.scalar_named(prefix + "step");
+            if (!step) throw value_error(who + "missing " + prefix + "step");
+            state_type s;
+            s.step = static_cast<std::int64_t>(*step);
+            for (auto& [n, t] : d.tensors) {
+                if (n.compare(0, prefix.size(), prefix) != 0) continue;
+                if (t.shape() != groups_[g].params[i].shape())
+                    throw shape_error(who + n + " has shape " + to_string(t.shape()) + " but parameter " +
+                                      describe(groups_[g].params[i]) + " has shape " +
+                                      to_string(groups_[g].params[i].shape()));
+                if constexpr (std::is_same_v<Device, device::cpu>)
+                    s.buffers.emplace_back(n.substr(prefix.size()), t.clone());
+                else
+                    s.buffers.emplace_back(n.substr(prefix.size()), to<Device>(t));
+                ++buffers;
+            }
+            st[g].push_back(std::move(s));
+        }
+    if (buffers != d.tensors.size() || d.scalar_named("state." + std::to_string(k) + ".step"))
+        throw value_error(who + "the state has entries for more than the " + std::to_string(k) +
+                          " parameters of this optimizer");
+    for (std::size_t g = 0; g < groups_.size(); ++g) groups_[g].options = opts[g];
+    state_ = std::move(st);
+}
 
 }  // namespace xgrad::optim

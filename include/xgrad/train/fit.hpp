@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "../autodiff/backward.hpp"
+#include "../core/config.hpp"
 #include "../core/error.hpp"
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
@@ -317,7 +318,7 @@ logs evaluate_source(M& model, Loss* loss, const batch_source& source, std::vect
 }
 
 /// The bytes of an rng as exact numbers (4 bytes each), for backups.
-inline scalar_state rng_to_scalars(const rng& g, const std::string& prefix) {
+XGRAD_OUTLINE scalar_state rng_to_scalars(const rng& g, const std::string& prefix) {
     static_assert(std::is_trivially_copyable_v<rng>);
     unsigned char b[sizeof(rng)];
     std::memcpy(b, &g, sizeof(rng));
@@ -329,6 +330,7 @@ inline scalar_state rng_to_scalars(const rng& g, const std::string& prefix) {
     }
     return s;
 }
+XGRAD_INSTANCE(scalar_state rng_to_scalars(const rng& g, const std::string& prefix))
 inline void rng_from_scalars(rng& g, const scalar_state& s, const std::string& prefix) {
     unsigned char b[sizeof(rng)];
     std::memcpy(b, &g, sizeof(rng));

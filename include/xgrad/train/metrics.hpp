@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "../core/config.hpp"
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
 
@@ -227,58 +228,11 @@ public:
     std::vector<std::pair<std::string, double>> values() const { return {}; }
 
     /// The matrix as a table: rows true classes, columns predicted classes.
-    std::string report() const {
-        std::vector<std::string> labels(c_);
-        std::size_t label_w = 4;  // "true"
-        for (std::size_t c = 0; c < c_; ++c) {
-            labels[c] = names_.empty() ? std::to_string(c) : names_[c];
-            label_w = std::max(label_w, labels[c].size());
-        }
-        std::size_t cell_w = 1;
-        for (auto v : counts_) cell_w = std::max(cell_w, std::to_string(v).size());
-        std::ostringstream os;
-        os << "confusion matrix (rows: true class, columns: predicted class)\n";
-        os << std::setw(static_cast<int>(label_w)) << std::left << "true" << std::right;
-        // columns are headed by class numbers: names would make the table too wide
-        for (std::size_t c = 0; c < c_; ++c) os << ' ' << std::setw(static_cast<int>(cell_w)) << c;
-        os << '\n';
-        for (std::size_t t = 0; t < c_; ++t) {
-            os << std::setw(static_cast<int>(label_w)) << std::left << labels[t] << std::right;
-            for (std::size_t p = 0; p < c_; ++p) os << ' ' << std::setw(static_cast<int>(cell_w)) << (*this)(t, p);
-            os << '\n';
-        }
-        if (!names_.empty()) {
-            os << "columns:";
-            for (std::size_t c = 0; c < c_; ++c) os << ' ' << c << '=' << names_[c];
-            os << '\n';
-        }
-        return os.str();
-    }
+    XGRAD_OUTLINE std::string report() const;
 
     /// Per-class precision, recall, F1 and support, then the accuracy and the macro and
     /// weighted averages (the layout of scikit-learn's classification_report).
-    std::string classification_report(int digits = 4) const {
-        std::size_t label_w = 12;  // "weighted avg"
-        for (std::size_t c = 0; c < c_; ++c)
-            label_w = std::max(label_w, names_.empty() ? std::to_string(c).size() : names_[c].size());
-        const int w = std::max(9, digits + 3), lw = static_cast<int>(label_w);
-        std::ostringstream os;
-        auto line = [&](const std::string& label, double p, double r, double f, std::size_t s) {
-            os << std::setw(lw) << label << std::setw(w + 1) << detail::fixed(p, digits) << std::setw(w + 1)
-               << detail::fixed(r, digits) << std::setw(w + 1) << detail::fixed(f, digits) << std::setw(w + 1) << s
-               << '\n';
-        };
-        os << std::setw(lw) << "" << std::setw(w + 1) << "precision" << std::setw(w + 1) << "recall" << std::setw(w + 1)
-           << "f1-score" << std::setw(w + 1) << "support" << "\n\n";
-        for (std::size_t c = 0; c < c_; ++c)
-            line(names_.empty() ? std::to_string(c) : names_[c], precision(c), recall(c), f1(c), support(c));
-        os << '\n'
-           << std::setw(lw) << "accuracy" << std::setw(3 * (w + 1)) << detail::fixed(accuracy(), digits)
-           << std::setw(w + 1) << total() << '\n';
-        line("macro avg", precision(average::macro), recall(average::macro), f1(average::macro), total());
-        line("weighted avg", precision(average::weighted), recall(average::weighted), f1(average::weighted), total());
-        return os.str();
-    }
+    XGRAD_OUTLINE std::string classification_report(int digits = 4) const;
 
     friend std::ostream& operator<<(std::ostream& os, const confusion_matrix& m) { return os << m.report(); }
 
@@ -314,6 +268,59 @@ private:
     std::vector<std::string> names_;
     std::vector<std::size_t> counts_;
 };
+
+XGRAD_OUTLINE_DEF std::string confusion_matrix::classification_report(int digits) const {
+    std::size_t label_w = 12;  // "weighted avg"
+    for (std::size_t c = 0; c < c_; ++c)
+        label_w = std::max(label_w, names_.empty() ? std::to_string(c).size() : names_[c].size());
+    const int w = std::max(9, digits + 3), lw = static_cast<int>(label_w);
+    std::ostringstream os;
+    auto line = [&](const std::string& label, double p, double r, double f, std::size_t s) {
+        os << std::setw(lw) << label << std::setw(w + 1) << detail::fixed(p, digits) << std::setw(w + 1)
+           << detail::fixed(r, digits) << std::setw(w + 1) << detail::fixed(f, digits) << std::setw(w + 1) << s
+           << '\n';
+    };
+    os << std::setw(lw) << "" << std::setw(w + 1) << "precision" << std::setw(w + 1) << "recall" << std::setw(w + 1)
+       << "f1-score" << std::setw(w + 1) << "support" << "\n\n";
+    for (std::size_t c = 0; c < c_; ++c)
+        line(names_.empty() ? std::to_string(c) : names_[c], precision(c), recall(c), f1(c), support(c));
+    os << '\n'
+       << std::setw(lw) << "accuracy" << std::setw(3 * (w + 1)) << detail::fixed(accuracy(), digits)
+       << std::setw(w + 1) << total() << '\n';
+    line("macro avg", precision(average::macro), recall(average::macro), f1(average::macro), total());
+    line("weighted avg", precision(average::weighted), recall(average::weighted), f1(average::weighted), total());
+    return os.str();
+}
+XGRAD_INSTANCE(std::string confusion_matrix::classification_report(int digits) const)
+
+XGRAD_OUTLINE_DEF std::string confusion_matrix::report() const {
+    std::vector<std::string> labels(c_);
+    std::size_t label_w = 4;  // "true"
+    for (std::size_t c = 0; c < c_; ++c) {
+        labels[c] = names_.empty() ? std::to_string(c) : names_[c];
+        label_w = std::max(label_w, labels[c].size());
+    }
+    std::size_t cell_w = 1;
+    for (auto v : counts_) cell_w = std::max(cell_w, std::to_string(v).size());
+    std::ostringstream os;
+    os << "confusion matrix (rows: true class, columns: predicted class)\n";
+    os << std::setw(static_cast<int>(label_w)) << std::left << "true" << std::right;
+    // columns are headed by class numbers: names would make the table too wide
+    for (std::size_t c = 0; c < c_; ++c) os << ' ' << std::setw(static_cast<int>(cell_w)) << c;
+    os << '\n';
+    for (std::size_t t = 0; t < c_; ++t) {
+        os << std::setw(static_cast<int>(label_w)) << std::left << labels[t] << std::right;
+        for (std::size_t p = 0; p < c_; ++p) os << ' ' << std::setw(static_cast<int>(cell_w)) << (*this)(t, p);
+        os << '\n';
+    }
+    if (!names_.empty()) {
+        os << "columns:";
+        for (std::size_t c = 0; c < c_; ++c) os << ' ' << c << '=' << names_[c];
+        os << '\n';
+    }
+    return os.str();
+}
+XGRAD_INSTANCE(std::string confusion_matrix::report() const)
 
 namespace detail {
 

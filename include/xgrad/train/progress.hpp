@@ -16,12 +16,13 @@
 #include <sstream>
 #include <string>
 
+#include "../core/config.hpp"
 #include "history.hpp"
 
 namespace xgrad {
 
 /// "850ms", "12.3s", "4m05s", "1h02m"
-inline std::string format_duration(double seconds) {
+XGRAD_OUTLINE std::string format_duration(double seconds) {
     if (!(seconds >= 0) || std::isinf(seconds)) return "?";
     char buf[32];
     if (seconds < 1) std::snprintf(buf, sizeof buf, "%.0fms", seconds * 1000);
@@ -35,9 +36,10 @@ inline std::string format_duration(double seconds) {
     }
     return buf;
 }
+XGRAD_INSTANCE(std::string format_duration(double seconds))
 
 /// "loss 0.3127  accuracy 0.8874" (4 significant decimals, like Keras)
-inline std::string format_logs(const logs& l) {
+XGRAD_OUTLINE std::string format_logs(const logs& l) {
     std::ostringstream os;
     os << std::fixed << std::setprecision(4);
     bool first = true;
@@ -47,6 +49,7 @@ inline std::string format_logs(const logs& l) {
     }
     return os.str();
 }
+XGRAD_INSTANCE(std::string format_logs(const logs& l))
 
 struct progress_options {
     std::ostream* out = &std::cerr;
@@ -68,44 +71,14 @@ public:
         : o_(std::move(o)), title_(std::move(title)), total_(total_batches), start_(o_.clock()) {}
 
     /// After each batch: batches and samples done so far and the running values.
-    void update(std::size_t batches_done, std::size_t samples_done, const logs& running) {
-        batches_ = batches_done;
-        samples_ = samples_done;
-        if (!o_.interactive) return;
-        const double now = o_.clock();
-        if (batches_done < total_ && now - last_draw_ < o_.refresh) return;
-        last_draw_ = now;
-        const double elapsed = now - start_;
-        std::ostringstream os;
-        os << '\r' << title_ << "  " << counter() << ' ' << bar() << "  " << format_duration(elapsed);
-        if (batches_done > 0 && batches_done < total_) {
-            const double per_batch = elapsed / static_cast<double>(batches_done);
-            os << '<' << format_duration(per_batch * static_cast<double>(total_ - batches_done));
-        }
-        os << "  " << rate(elapsed);
-        if (!running.empty()) os << "  " << format_logs(running);
-        os << "\033[K";  // clear what a longer previous line left
-        *o_.out << os.str() << std::flush;
-        drawn_ = true;
-    }
+    XGRAD_OUTLINE void update(std::size_t batches_done, std::size_t samples_done, const logs& running);
 
     /// Marks the end of the batches: samples/s in the summary counts only the time until here
     /// (not the validation that follows).
     void end_batches() { batches_elapsed_ = o_.clock() - start_; }
 
     /// The epoch's summary line (replacing the live line on a terminal); returns elapsed seconds.
-    double finish(const logs& summary) {
-        const double elapsed = o_.clock() - start_;
-        std::ostringstream os;
-        if (drawn_) os << '\r';
-        os << title_ << "  " << counter() << "  " << format_duration(elapsed) << "  "
-           << rate(batches_elapsed_ >= 0 ? batches_elapsed_ : elapsed);
-        if (!summary.empty()) os << "  " << format_logs(summary);
-        if (drawn_) os << "\033[K";
-        os << '\n';
-        *o_.out << os.str() << std::flush;
-        return elapsed;
-    }
+    XGRAD_OUTLINE double finish(const logs& summary);
 
 private:
     std::string counter() const {
@@ -140,5 +113,41 @@ private:
     std::size_t batches_ = 0, samples_ = 0;
     bool drawn_ = false;
 };
+
+XGRAD_OUTLINE_DEF double progress_bar::finish(const logs& summary) {
+    const double elapsed = o_.clock() - start_;
+    std::ostringstream os;
+    if (drawn_) os << '\r';
+    os << title_ << "  " << counter() << "  " << format_duration(elapsed) << "  "
+       << rate(batches_elapsed_ >= 0 ? batches_elapsed_ : elapsed);
+    if (!summary.empty()) os << "  " << format_logs(summary);
+    if (drawn_) os << "\033[K";
+    os << '\n';
+    *o_.out << os.str() << std::flush;
+    return elapsed;
+}
+XGRAD_INSTANCE(double progress_bar::finish(const logs& summary))
+
+XGRAD_OUTLINE_DEF void progress_bar::update(std::size_t batches_done, std::size_t samples_done, const logs& running) {
+    batches_ = batches_done;
+    samples_ = samples_done;
+    if (!o_.interactive) return;
+    const double now = o_.clock();
+    if (batches_done < total_ && now - last_draw_ < o_.refresh) return;
+    last_draw_ = now;
+    const double elapsed = now - start_;
+    std::ostringstream os;
+    os << '\r' << title_ << "  " << counter() << ' ' << bar() << "  " << format_duration(elapsed);
+    if (batches_done > 0 && batches_done < total_) {
+        const double per_batch = elapsed / static_cast<double>(batches_done);
+        os << '<' << format_duration(per_batch * static_cast<double>(total_ - batches_done));
+    }
+    os << "  " << rate(elapsed);
+    if (!running.empty()) os << "  " << format_logs(running);
+    os << "\033[K";  // clear what a longer previous line left
+    *o_.out << os.str() << std::flush;
+    drawn_ = true;
+}
+XGRAD_INSTANCE(void progress_bar::update(std::size_t batches_done, std::size_t samples_done, const logs& running))
 
 }  // namespace xgrad

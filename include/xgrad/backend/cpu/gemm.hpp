@@ -415,6 +415,9 @@ void builtin_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
                    builtin_gemm_block(ta, tb, m0, m1, n0, n1, K, alpha, a, lda, b, ldb, beta, c, ldc, epi);
                });
 }
+XGRAD_INSTANCE(void builtin_gemm<float>(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*,
+                                         std::size_t, const float*, std::size_t, float, float*, std::size_t,
+                                         epilogue_ref, std::size_t))
 
 #if defined(XGRAD_HAVE_CBLAS)
 /// C[m0:m1, n0:n1] through one CBLAS call on the slab's parts of A, B and C.

@@ -288,25 +288,25 @@ struct loop_geometry {
     bool simd = true;  // every operand is contiguous (stride 1) or broadcast (stride 0) along rows
 };
 
-template <class Root>
-loop_geometry collapse(Root& root, const shape_t& shape) {
-    std::vector<std::array<std::ptrdiff_t, max_rank>*> ops;
-    root.visit([&](auto& op) { ops.push_back(&op.stride); });
+/// collapse() on the operands' stride arrays (rewritten in place to the collapsed loop's).
+/// Not a template: one copy per program, not one per expression.
+inline loop_geometry collapse_strides(std::array<std::ptrdiff_t, max_rank>* const* ops, std::size_t nops,
+                                      const shape_t& shape) {
     loop_geometry g;
     g.total = numel(shape);
     std::vector<std::size_t> dims;  // kept dimension extents
-    std::vector<std::vector<std::ptrdiff_t>> st(ops.size());
+    std::vector<std::vector<std::ptrdiff_t>> st(nops);
     for (std::size_t d = 0; d < shape.size(); ++d) {
         if (shape[d] == 1) continue;
         bool merge = !dims.empty();
-        for (std::size_t o = 0; merge && o < ops.size(); ++o)
+        for (std::size_t o = 0; merge && o < nops; ++o)
             merge = st[o].back() == (*ops[o])[d] * static_cast<std::ptrdiff_t>(shape[d]);
         if (merge) {
             dims.back() *= shape[d];
-            for (std::size_t o = 0; o < ops.size(); ++o) st[o].back() = (*ops[o])[d];
+            for (std::size_t o = 0; o < nops; ++o) st[o].back() = (*ops[o])[d];
         } else {
             dims.push_back(shape[d]);
-            for (std::size_t o = 0; o < ops.size(); ++o) st[o].push_back((*ops[o])[d]);
+            for (std::size_t o = 0; o < nops; ++o) st[o].push_back((*ops[o])[d]);
         }
     }
     if (dims.empty()) {  // a single element
@@ -315,13 +315,20 @@ loop_geometry collapse(Root& root, const shape_t& shape) {
     }
     g.rank = dims.size();
     std::copy(dims.begin(), dims.end(), g.shape.begin());
-    for (std::size_t o = 0; o < ops.size(); ++o) {
+    for (std::size_t o = 0; o < nops; ++o) {
         ops[o]->fill(0);
         std::copy(st[o].begin(), st[o].end(), ops[o]->begin());
         const auto inner = st[o].back();
         if (inner != 0 && inner != 1) g.simd = false;
     }
     return g;
+}
+
+template <class Root>
+loop_geometry collapse(Root& root, const shape_t& shape) {
+    std::vector<std::array<std::ptrdiff_t, max_rank>*> ops;
+    root.visit([&](auto& op) { ops.push_back(&op.stride); });
+    return collapse_strides(ops.data(), ops.size(), shape);
 }
 
 /// Runs root.step<V>(j) over linear positions [begin, end) of the collapsed loop.

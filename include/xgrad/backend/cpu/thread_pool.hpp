@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
-#include <functional>
 #include <memory>
+#include <type_traits>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -42,6 +42,24 @@ inline std::size_t num_threads() { return detail::num_threads_setting(); }
 inline void set_num_threads(std::size_t n) { detail::num_threads_setting() = n ? n : 1; }
 
 namespace detail {
+
+/// A non-owning reference to a callable taking a task index: the pool's job type. Unlike
+/// std::function it neither allocates nor makes the compiler generate a manager per lambda
+/// type (every parallel loop of every expression would otherwise instantiate one).
+class task_ref {
+public:
+    template <class F>
+        requires(!std::is_same_v<std::remove_cvref_t<F>, task_ref> && std::is_invocable_v<const F&, std::size_t>)
+    task_ref(const F& f) noexcept  // NOLINT(google-explicit-constructor): lambdas convert implicitly
+        : obj_(&f), call_([](const void* o, std::size_t i) { (*static_cast<const F*>(o))(i); }) {}
+
+    void operator()(std::size_t i) const { call_(obj_, i); }
+
+private:
+    const void* obj_;
+    void (*call_)(const void*, std::size_t);
+};
+
 
 /// Reads the CPU the calling thread runs on (-1 where unknown).
 inline int current_cpu() {
@@ -80,7 +98,7 @@ public:
 
     /// Runs f(0) ... f(n-1) concurrently, f(0) on the calling thread; returns when all are done.
     /// Rethrows the first exception a task threw.
-    void run(std::size_t n, const std::function<void(std::size_t)>& f) {
+    void run(std::size_t n, task_ref f) {
         if (n <= 1 || in_task()) {
             run_serial(n, f);
             return;
@@ -164,7 +182,7 @@ private:
         thread_local bool flag = false;
         return flag;
     }
-    static void run_serial(std::size_t n, const std::function<void(std::size_t)>& f) {
+    static void run_serial(std::size_t n, task_ref f) {
         struct restore {
             bool saved = concurrent();
             ~restore() { concurrent() = saved; }
@@ -172,7 +190,7 @@ private:
         concurrent() = false;
         for (std::size_t i = 0; i < n; ++i) f(i);
     }
-    void run_task(const std::function<void(std::size_t)>& f, std::size_t i) {
+    void run_task(task_ref f, std::size_t i) {
         concurrent() = true;
         in_task() = true;
         try {
@@ -236,7 +254,7 @@ private:
                     my_cpu.store(c, std::memory_order_relaxed);
                     return c >= 0 && c == caller_cpu_.load(std::memory_order_relaxed);
                 });
-            const std::function<void(std::size_t)>* job = nullptr;
+            const task_ref* job = nullptr;
             {
                 std::unique_lock lk(m_);
                 if (!ready) {
@@ -270,7 +288,7 @@ private:
     std::condition_variable cv_, done_cv_;
     std::vector<std::thread> workers_;
     std::vector<std::unique_ptr<padded_cpu>> worker_cpu_;  // the core each worker last ran on
-    const std::function<void(std::size_t)>* job_ = nullptr;
+    const task_ref* job_ = nullptr;
     std::size_t tasks_ = 0;
     std::size_t sleepers_ = 0;  // workers blocked on cv_ (guarded by m_)
     alignas(64) std::atomic<std::uint64_t> generation_{0};
@@ -286,7 +304,7 @@ inline thread_pool& pool() {
 }
 
 /// Runs f(tid) for tid in [0, n) on the pool.
-inline void parallel_run(std::size_t n, const std::function<void(std::size_t)>& f) { pool().run(n, f); }
+inline void parallel_run(std::size_t n, task_ref f) { pool().run(n, f); }
 
 }  // namespace detail
 }  // namespace xgrad

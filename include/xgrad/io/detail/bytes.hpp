@@ -13,12 +13,13 @@
 #include <string_view>
 #include <vector>
 
+#include "../../core/config.hpp"
 #include "../../core/error.hpp"
 
 namespace xgrad::io::detail {
 
 /// "name: byte 12: what"
-inline std::string at_byte(std::string_view name, std::size_t offset, std::string_view what) {
+XGRAD_OUTLINE std::string at_byte(std::string_view name, std::size_t offset, std::string_view what) {
     std::string s(name);
     s += ": byte ";
     s += std::to_string(offset);
@@ -26,9 +27,10 @@ inline std::string at_byte(std::string_view name, std::size_t offset, std::strin
     s += what;
     return s;
 }
+XGRAD_INSTANCE(std::string at_byte(std::string_view name, std::size_t offset, std::string_view what))
 
 /// "name: line 7: what"
-inline std::string at_line(std::string_view name, std::size_t line, std::string_view what) {
+XGRAD_OUTLINE std::string at_line(std::string_view name, std::size_t line, std::string_view what) {
     std::string s(name);
     s += ": line ";
     s += std::to_string(line);
@@ -36,9 +38,10 @@ inline std::string at_line(std::string_view name, std::size_t line, std::string_
     s += what;
     return s;
 }
+XGRAD_INSTANCE(std::string at_line(std::string_view name, std::size_t line, std::string_view what))
 
 /// The whole file as bytes; io_error names the file and the system's reason.
-inline std::vector<std::byte> read_file(const std::filesystem::path& path) {
+XGRAD_OUTLINE std::vector<std::byte> read_file(const std::filesystem::path& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw io_error(path.string() + ": cannot open for reading (" + std::strerror(errno) + ")");
     std::vector<std::byte> out;
@@ -55,15 +58,17 @@ inline std::vector<std::byte> read_file(const std::filesystem::path& path) {
     if (in.bad()) throw io_error(path.string() + ": read failed after " + std::to_string(out.size()) + " bytes");
     return out;
 }
+XGRAD_INSTANCE(std::vector<std::byte> read_file(const std::filesystem::path& path))
 
 /// Writes `bytes` to `path`, replacing it; io_error on failure.
-inline void write_file(const std::filesystem::path& path, std::span<const std::byte> bytes) {
+XGRAD_OUTLINE void write_file(const std::filesystem::path& path, std::span<const std::byte> bytes) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     if (!out) throw io_error(path.string() + ": cannot open for writing (" + std::strerror(errno) + ")");
     out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
     out.flush();
     if (!out) throw io_error(path.string() + ": write failed");
 }
+XGRAD_INSTANCE(void write_file(const std::filesystem::path& path, std::span<const std::byte> bytes))
 
 /// Reverses the bytes of a trivially copyable value.
 template <class T>

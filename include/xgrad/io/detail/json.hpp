@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../../core/config.hpp"
 #include "../../core/error.hpp"
 #include "bytes.hpp"
 
@@ -87,82 +88,7 @@ private:
         ++i_;
     }
 
-    json_value value(std::size_t depth) {
-        if (depth >= max_depth) fail(i_, "JSON nested deeper than " + std::to_string(max_depth) + " levels");
-        json_value v;
-        v.offset = i_;
-        const int c = peek();
-        if (c == '{') {
-            v.type = json_value::kind::object;
-            ++i_;
-            ws();
-            if (peek() == '}') {
-                ++i_;
-                return v;
-            }
-            for (;;) {
-                ws();
-                const std::size_t key_at = i_;
-                if (peek() != '"') fail(i_, "expected a string key in a JSON object");
-                std::string key = string();
-                if (v.find(key)) fail(key_at, "duplicate key \"" + key + "\" in a JSON object");
-                ws();
-                expect(':', "after a key in a JSON object");
-                ws();
-                v.items.push_back(value(depth + 1));
-                v.keys.push_back(std::move(key));
-                ws();
-                if (peek() == ',') {
-                    ++i_;
-                    continue;
-                }
-                expect('}', "or ',' in a JSON object");
-                return v;
-            }
-        }
-        if (c == '[') {
-            v.type = json_value::kind::array;
-            ++i_;
-            ws();
-            if (peek() == ']') {
-                ++i_;
-                return v;
-            }
-            for (;;) {
-                ws();
-                v.items.push_back(value(depth + 1));
-                ws();
-                if (peek() == ',') {
-                    ++i_;
-                    continue;
-                }
-                expect(']', "or ',' in a JSON array");
-                return v;
-            }
-        }
-        if (c == '"') {
-            v.type = json_value::kind::string;
-            v.text = string();
-            return v;
-        }
-        if (c == '-' || (c >= '0' && c <= '9')) {
-            v.type = json_value::kind::number;
-            v.text = number();
-            return v;
-        }
-        if (literal("true")) {
-            v.type = json_value::kind::boolean;
-            v.boolean = true;
-            return v;
-        }
-        if (literal("false")) {
-            v.type = json_value::kind::boolean;
-            return v;
-        }
-        if (literal("null")) return v;
-        if (c < 0) fail(i_, "unexpected end of the JSON text");
-        fail(i_, "unexpected character in JSON text");
-    }
+    XGRAD_OUTLINE json_value value(std::size_t depth);
 
     bool literal(std::string_view word) noexcept {
         if (s_.substr(i_, word.size()) != word) return false;
@@ -173,29 +99,7 @@ private:
     static bool digit(int c) noexcept { return c >= '0' && c <= '9'; }
 
     // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?  kept as text; callers convert what they need
-    std::string number() {
-        const std::size_t start = i_;
-        if (peek() == '-') ++i_;
-        if (peek() == '0') {
-            ++i_;
-        } else if (digit(peek())) {
-            while (digit(peek())) ++i_;
-        } else {
-            fail(i_, "malformed JSON number");
-        }
-        if (peek() == '.') {
-            ++i_;
-            if (!digit(peek())) fail(i_, "malformed JSON number: digits must follow '.'");
-            while (digit(peek())) ++i_;
-        }
-        if (peek() == 'e' || peek() == 'E') {
-            ++i_;
-            if (peek() == '+' || peek() == '-') ++i_;
-            if (!digit(peek())) fail(i_, "malformed JSON number: digits must follow the exponent");
-            while (digit(peek())) ++i_;
-        }
-        return std::string(s_.substr(start, i_ - start));
-    }
+    XGRAD_OUTLINE std::string number();
 
     unsigned hex4() {
         unsigned v = 0;
@@ -252,55 +156,7 @@ private:
         i_ += len;
     }
 
-    std::string string() {
-        const std::size_t start = i_;
-        ++i_;  // opening quote
-        std::string out;
-        for (;;) {
-            const int c = peek();
-            if (c < 0) fail(start, "unterminated JSON string");
-            if (c == '"') {
-                ++i_;
-                return out;
-            }
-            if (c < 0x20) fail(i_, "unescaped control character in a JSON string");
-            if (c >= 0x80) {
-                utf8_sequence(out);
-                continue;
-            }
-            if (c != '\\') {
-                out += static_cast<char>(c);
-                ++i_;
-                continue;
-            }
-            const std::size_t esc = i_++;
-            switch (peek()) {
-                case '"': out += '"'; break;
-                case '\\': out += '\\'; break;
-                case '/': out += '/'; break;
-                case 'b': out += '\b'; break;
-                case 'f': out += '\f'; break;
-                case 'n': out += '\n'; break;
-                case 'r': out += '\r'; break;
-                case 't': out += '\t'; break;
-                case 'u': {
-                    ++i_;
-                    std::uint32_t cp = hex4();
-                    if (cp >= 0xDC00 && cp <= 0xDFFF) fail(esc, "unpaired surrogate in a JSON string");
-                    if (cp >= 0xD800 && cp <= 0xDBFF) {
-                        if (!literal("\\u")) fail(esc, "unpaired surrogate in a JSON string");
-                        const std::uint32_t lo = hex4();
-                        if (lo < 0xDC00 || lo > 0xDFFF) fail(esc, "unpaired surrogate in a JSON string");
-                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    }
-                    put_utf8(out, cp);
-                    continue;
-                }
-                default: fail(esc, "invalid escape sequence in a JSON string");
-            }
-            ++i_;
-        }
-    }
+    XGRAD_OUTLINE std::string string();
 
     std::string_view s_;
     std::size_t base_;
@@ -308,8 +164,162 @@ private:
     std::size_t i_ = 0;
 };
 
+XGRAD_OUTLINE_DEF std::string json_parser::string() {
+    const std::size_t start = i_;
+    ++i_;  // opening quote
+    std::string out;
+    for (;;) {
+        const int c = peek();
+        if (c < 0) fail(start, "unterminated JSON string");
+        if (c == '"') {
+            ++i_;
+            return out;
+        }
+        if (c < 0x20) fail(i_, "unescaped control character in a JSON string");
+        if (c >= 0x80) {
+            utf8_sequence(out);
+            continue;
+        }
+        if (c != '\\') {
+            out += static_cast<char>(c);
+            ++i_;
+            continue;
+        }
+        const std::size_t esc = i_++;
+        switch (peek()) {
+            case '"': out += '"'; break;
+            case '\\': out += '\\'; break;
+            case '/': out += '/'; break;
+            case 'b': out += '\b'; break;
+            case 'f': out += '\f'; break;
+            case 'n': out += '\n'; break;
+            case 'r': out += '\r'; break;
+            case 't': out += '\t'; break;
+            case 'u': {
+                ++i_;
+                std::uint32_t cp = hex4();
+                if (cp >= 0xDC00 && cp <= 0xDFFF) fail(esc, "unpaired surrogate in a JSON string");
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    if (!literal("\\u")) fail(esc, "unpaired surrogate in a JSON string");
+                    const std::uint32_t lo = hex4();
+                    if (lo < 0xDC00 || lo > 0xDFFF) fail(esc, "unpaired surrogate in a JSON string");
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                }
+                put_utf8(out, cp);
+                continue;
+            }
+            default: fail(esc, "invalid escape sequence in a JSON string");
+        }
+        ++i_;
+    }
+}
+XGRAD_INSTANCE(std::string json_parser::string())
+
+XGRAD_OUTLINE_DEF std::string json_parser::number() {
+    const std::size_t start = i_;
+    if (peek() == '-') ++i_;
+    if (peek() == '0') {
+        ++i_;
+    } else if (digit(peek())) {
+        while (digit(peek())) ++i_;
+    } else {
+        fail(i_, "malformed JSON number");
+    }
+    if (peek() == '.') {
+        ++i_;
+        if (!digit(peek())) fail(i_, "malformed JSON number: digits must follow '.'");
+        while (digit(peek())) ++i_;
+    }
+    if (peek() == 'e' || peek() == 'E') {
+        ++i_;
+        if (peek() == '+' || peek() == '-') ++i_;
+        if (!digit(peek())) fail(i_, "malformed JSON number: digits must follow the exponent");
+        while (digit(peek())) ++i_;
+    }
+    return std::string(s_.substr(start, i_ - start));
+}
+XGRAD_INSTANCE(std::string json_parser::number())
+
+XGRAD_OUTLINE_DEF json_value json_parser::value(std::size_t depth) {
+    if (depth >= max_depth) fail(i_, "JSON nested deeper than " + std::to_string(max_depth) + " levels");
+    json_value v;
+    v.offset = i_;
+    const int c = peek();
+    if (c == '{') {
+        v.type = json_value::kind::object;
+        ++i_;
+        ws();
+        if (peek() == '}') {
+            ++i_;
+            return v;
+        }
+        for (;;) {
+            ws();
+            const std::size_t key_at = i_;
+            if (peek() != '"') fail(i_, "expected a string key in a JSON object");
+            std::string key = string();
+            if (v.find(key)) fail(key_at, "duplicate key \"" + key + "\" in a JSON object");
+            ws();
+            expect(':', "after a key in a JSON object");
+            ws();
+            v.items.push_back(value(depth + 1));
+            v.keys.push_back(std::move(key));
+            ws();
+            if (peek() == ',') {
+                ++i_;
+                continue;
+            }
+            expect('}', "or ',' in a JSON object");
+            return v;
+        }
+    }
+    if (c == '[') {
+        v.type = json_value::kind::array;
+        ++i_;
+        ws();
+        if (peek() == ']') {
+            ++i_;
+            return v;
+        }
+        for (;;) {
+            ws();
+            v.items.push_back(value(depth + 1));
+            ws();
+            if (peek() == ',') {
+                ++i_;
+                continue;
+            }
+            expect(']', "or ',' in a JSON array");
+            return v;
+        }
+    }
+    if (c == '"') {
+        v.type = json_value::kind::string;
+        v.text = string();
+        return v;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        v.type = json_value::kind::number;
+        v.text = number();
+        return v;
+    }
+    if (literal("true")) {
+        v.type = json_value::kind::boolean;
+        v.boolean = true;
+        return v;
+    }
+    if (literal("false")) {
+        v.type = json_value::kind::boolean;
+        return v;
+    }
+    if (literal("null")) return v;
+    if (c < 0) fail(i_, "unexpected end of the JSON text");
+    fail(i_, "unexpected character in JSON text");
+}
+XGRAD_INSTANCE(json_value json_parser::value(std::size_t depth))
+
 /// True when `s` is well-formed UTF-8 (what a JSON writer may emit unescaped).
-inline bool valid_utf8(std::string_view s) {
+XGRAD_OUTLINE bool valid_utf8(std::string_view s) {
     std::string quoted;
     quoted.reserve(s.size() + 2);
     quoted += '"';
@@ -325,9 +335,10 @@ inline bool valid_utf8(std::string_view s) {
     }
     return true;
 }
+XGRAD_INSTANCE(bool valid_utf8(std::string_view s))
 
 /// Appends `s` as a JSON string literal (quotes, escapes for '"', '\\' and control characters).
-inline void json_append_string(std::string& out, std::string_view s) {
+XGRAD_OUTLINE void json_append_string(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
     out += '"';
     for (char ch : s) {
@@ -345,5 +356,6 @@ inline void json_append_string(std::string& out, std::string_view s) {
     }
     out += '"';
 }
+XGRAD_INSTANCE(void json_append_string(std::string& out, std::string_view s))
 
 }  // namespace xgrad::io::detail

@@ -9,6 +9,7 @@
 
 #include "../../backend/cpu/engine.hpp"
 #include "../../backend/cpu/thread_pool.hpp"
+#include "../../core/config.hpp"
 #include "../../core/shape.hpp"
 #include "../../core/tensor.hpp"
 #include "../../detail/vmath.hpp"
@@ -27,7 +28,7 @@ struct bias_layout {
 
 /// Builds the layout of a contiguous bias of shape `bias` broadcast to `out` (which it must not
 /// enlarge). `op` names the caller in errors.
-inline bias_layout make_bias_layout(const shape_t& bias, const shape_t& out, std::size_t col_dims, const char* op) {
+XGRAD_OUTLINE bias_layout make_bias_layout(const shape_t& bias, const shape_t& out, std::size_t col_dims, const char* op) {
     if (broadcast_shapes(out, bias, op) != out)
         throw shape_error(std::string(op) + ": bias of shape " + to_string(bias) + " would enlarge the output shape " +
                           to_string(out));
@@ -53,6 +54,7 @@ inline bias_layout make_bias_layout(const shape_t& bias, const shape_t& out, std
     for_each_offset(rows, rst, [&](std::ptrdiff_t o) { L.rowoff.push_back(o); });
     return L;
 }
+XGRAD_INSTANCE(bias_layout make_bias_layout(const shape_t& bias, const shape_t& out, std::size_t col_dims, const char* op))
 
 /// y = act(y + bias) over a block of a row-major output (the GEMM's C); with gelu, the
 /// pre-activation z is also written to `pre` (same layout as y).

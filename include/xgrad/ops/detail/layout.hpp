@@ -11,6 +11,7 @@
 
 #include "../../backend/cpu/loop.hpp"
 #include "../../backend/cpu/thread_pool.hpp"
+#include "../../core/config.hpp"
 #include "../../core/shape.hpp"
 #include "../../core/tensor.hpp"
 #include "../../detail/vmath.hpp"
@@ -43,7 +44,7 @@ void copy_to(const tensor<T>& view, T* dst) {
 }
 
 /// "3" for a 1-D position, "(1, 2)" for a multi-dimensional one.
-inline std::string position_string(std::size_t flat, const shape_t& s) {
+XGRAD_OUTLINE std::string position_string(std::size_t flat, const shape_t& s) {
     if (s.size() == 1) return std::to_string(flat);
     std::vector<std::size_t> idx(s.size());
     for (std::size_t d = s.size(); d-- > 0;) {
@@ -54,6 +55,7 @@ inline std::string position_string(std::size_t flat, const shape_t& s) {
     for (std::size_t d = 0; d < idx.size(); ++d) r += (d ? ", " : "") + std::to_string(idx[d]);
     return r + ")";
 }
+XGRAD_INSTANCE(std::string position_string(std::size_t flat, const shape_t& s))
 
 // --- SIMD helpers: V is T or simd_t<T> ------------------------------------------------
 template <class V, class T>
