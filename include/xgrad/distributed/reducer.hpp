@@ -14,8 +14,9 @@
 // and buckets 0..k-1 have started, it packs bucket k and starts its MPI_Iallreduce, while
 // backward goes on with the layers below. Buckets start in index order on every rank (MPI
 // matches collectives by order), so a bucket whose gradient a rank does not reach waits, with
-// the buckets after it, for finish(). At each later start it tests the started requests
-// (MPI_Testsome): Open MPI moves a non-blocking collective on only inside MPI calls.
+// the buckets after it, for finish(). At each later start, and each gradient that becomes
+// final, it tests the started requests (MPI_Testsome): Open MPI moves a non-blocking
+// collective on only inside MPI calls.
 // finish() starts the buckets still waiting, then waits for all, in completion order, and
 // unpacks (scales by 1/size) each. Started buckets hold a copy of what they sent: a gradient
 // changed after its bucket started (a second backward before the step, clipping) is found by
@@ -29,6 +30,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../autodiff/hooks.hpp"
@@ -117,6 +119,9 @@ public:
     }
 
     std::size_t num_buckets() const noexcept { return buckets_.size(); }
+    /// How many buckets had started in backward() when start() was last called, and how many
+    /// of those had already completed (their communication hidden behind backward).
+    std::pair<std::size_t, std::size_t> overlapped_last_round() const noexcept { return last_round_; }
     /// Parameters of bucket b, in the order they were packed.
     const std::vector<parameter_type>& bucket_parameters(std::size_t b) const { return buckets_.at(b).params; }
 
@@ -180,6 +185,11 @@ public:
         if (size_ == 1) {
             for (auto& b : buckets_) pack(b, b.buffer.data());
             return;
+        }
+        last_round_ = {0, 0};
+        for (std::size_t k = 0; k < buckets_.size(); ++k) {
+            last_round_.first += buckets_[k].in_backward;
+            last_round_.second += buckets_[k].in_backward && done_[k];
         }
         while (next_ < buckets_.size()) launch(next_++, false);
     }
@@ -265,10 +275,12 @@ private:
         if (k < next_ || b.slot_ready[i]) return;  // started already (finish() compares)
         b.slot_ready[i] = 1;
         ++b.ready;
+        const std::size_t before = next_;
         while (next_ < buckets_.size() && buckets_[next_].ready == buckets_[next_].params.size()) {
             buckets_[next_].in_backward = true;
             launch(next_++, true);
         }
+        if (next_ == before && next_ > 0) progress();  // a chance for the started ones to move on
     }
 
     /// Writes bucket b's gradients and "has a gradient" flags to dst.
@@ -365,6 +377,7 @@ private:
     std::vector<std::uint8_t> done_;  // completed during backward() (MPI_Testsome), not unpacked
     std::vector<int> indices_;
     std::size_t next_ = 0;            // buckets 0..next_-1 have started this round
+    std::pair<std::size_t, std::size_t> last_round_{0, 0};
     bool started_ = false;
     gradient_hook_handle hook_;       // last: removed before the buckets go
 };
