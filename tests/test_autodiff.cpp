@@ -197,6 +197,15 @@ BOOST_AUTO_TEST_CASE(gradient_ready_hooks_fire_once_after_the_last_contribution)
     xgrad::backward(xgrad::sum(xgrad::matmul(x, t)) + xgrad::sum(xgrad::square(t)));
     BOOST_TEST(tied_calls == 1);
     BOOST_TEST(tied_at_fire == t.grad().to_vector(), boost::test_tools::per_element());
+    // behind a fork: the handles push into the shared subgraph once
+    t.zero_grad();
+    tied_calls = 0;
+    {
+        auto [a1, a2] = xgrad::fork<2>(xgrad::matmul(x, t));
+        xgrad::backward(xgrad::sum(xgrad::tanh(std::move(a1)) * std::move(a2)));
+    }
+    BOOST_TEST(tied_calls == 1);
+    BOOST_TEST(tied_at_fire == t.grad().to_vector(), boost::test_tools::per_element());
     // removed hooks are not called
     h.reset();
     ht.reset();
