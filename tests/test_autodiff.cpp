@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 
+#include <xgrad/ops/fork.hpp>
 #include <xgrad/xgrad.hpp>
 
 namespace {
