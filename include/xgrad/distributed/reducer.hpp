@@ -212,7 +212,7 @@ public:
             detail::check(MPI_Iallreduce(MPI_IN_PLACE, stale.data(), static_cast<int>(stale.size()), MPI_UINT8_T,
                                          MPI_MAX, MPI_COMM_WORLD, &r),
                           "MPI_Iallreduce");
-            detail::wait(r, "gradient allreduce (changed buckets)");
+            detail::wait(r, "gradient allreduce");
         }
         for (std::size_t k = 0; k < buckets_.size(); ++k)
             if (done_[k] && !(stale.size() && stale[k])) unpack(buckets_[k]);
