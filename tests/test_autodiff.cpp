@@ -1,8 +1,11 @@
 #define BOOST_TEST_MODULE autodiff
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <set>
 
+#include <xgrad/ops/fork.hpp>
 #include <xgrad/xgrad.hpp>
 
 namespace {
@@ -149,4 +152,68 @@ BOOST_AUTO_TEST_CASE(incompatible_shapes_name_both_shapes_and_the_op) {
     BOOST_CHECK_EXCEPTION(xgrad::sum(a, 2), xgrad::index_error,
                           [](const auto& e) { return std::string(e.what()).find("axis 2") != std::string::npos; });
     BOOST_CHECK_THROW(xgrad::mean(a, {0, -2}), xgrad::index_error);  // repeated axis
+}
+
+// Gradient-ready hooks (autodiff/hooks.hpp): once per pass per reached parameter, after its
+// last contribution, the last layer's parameters before the first layer's.
+BOOST_AUTO_TEST_CASE(gradient_ready_hooks_fire_once_after_the_last_contribution) {
+    xgrad::rng g(3);
+    auto x = xgrad::randn<float>({6, 5}, g);
+    auto y = xgrad::tensor<std::int64_t>::uninitialized({6});
+    for (std::size_t i = 0; i < 6; ++i) y(i) = static_cast<std::int64_t>(i % 3);
+    auto w1 = xgrad::param(xgrad::randn<float>({4, 5}, g), "w1"), b1 = xgrad::param(xgrad::randn<float>({4}, g), "b1");
+    auto w2 = xgrad::param(xgrad::randn<float>({3, 4}, g), "w2"), b2 = xgrad::param(xgrad::randn<float>({3}, g), "b2");
+    auto unused = xgrad::param(xgrad::ones<float>({2}), "unused");
+    const std::vector<xgrad::parameter<float>> ps{w1, b1, w2, b2, unused};
+    std::vector<std::size_t> order;
+    std::vector<std::vector<float>> at_fire(ps.size());
+    auto h = xgrad::on_gradient_ready(ps, [&](std::size_t i) {
+        order.push_back(i);
+        at_fire[i] = ps[i].grad().to_vector();  // must already be the final gradient
+    });
+    auto loss = [&] { return xgrad::cross_entropy(xgrad::linear(xgrad::tanh(xgrad::linear(x, w1, b1)), w2, b2), y); };
+    for (int pass = 0; pass < 2; ++pass) {  // the second pass accumulates onto the first
+        order.clear();
+        xgrad::backward(loss());
+        BOOST_TEST_REQUIRE(order.size() == 4u);  // `unused` is not reached: no call
+        BOOST_TEST(std::set<std::size_t>(order.begin(), order.end()) == (std::set<std::size_t>{0, 1, 2, 3}));
+        const auto pos = [&](std::size_t i) { return std::find(order.begin(), order.end(), i) - order.begin(); };
+        BOOST_TEST(std::max(pos(2), pos(3)) < std::min(pos(0), pos(1)));  // layer 2 before layer 1
+        for (std::size_t i = 0; i < 4; ++i) BOOST_TEST(at_fire[i] == ps[i].grad().to_vector(), boost::test_tools::per_element());
+    }
+    // a weight used twice (tied): one call, after both contributions
+    auto t = xgrad::param(xgrad::randn<float>({5, 5}, g), "tied");
+    std::vector<float> tied_at_fire;
+    int tied_calls = 0;
+    auto ht = xgrad::on_gradient_ready(std::vector{t}, [&](std::size_t) {
+        ++tied_calls;
+        tied_at_fire = t.grad().to_vector();
+    });
+    xgrad::backward(xgrad::sum(xgrad::matmul(xgrad::tanh(xgrad::matmul(x, t)), t) * t.value().slice(0, 0, 1)));
+    BOOST_TEST(tied_calls == 1);
+    BOOST_TEST(tied_at_fire == t.grad().to_vector(), boost::test_tools::per_element());
+    // an elementwise use and a barrier use of the same parameter in one expression
+    t.zero_grad();
+    tied_calls = 0;
+    xgrad::backward(xgrad::sum(xgrad::matmul(x, t)) + xgrad::sum(xgrad::square(t)));
+    BOOST_TEST(tied_calls == 1);
+    BOOST_TEST(tied_at_fire == t.grad().to_vector(), boost::test_tools::per_element());
+    // behind a fork: the handles push into the shared subgraph once
+    t.zero_grad();
+    tied_calls = 0;
+    {
+        auto [a1, a2] = xgrad::fork<2>(xgrad::matmul(x, t));
+        xgrad::backward(xgrad::sum(xgrad::tanh(std::move(a1)) * std::move(a2)));
+    }
+    BOOST_TEST(tied_calls == 1);
+    BOOST_TEST(tied_at_fire == t.grad().to_vector(), boost::test_tools::per_element());
+    // removed hooks are not called
+    h.reset();
+    ht.reset();
+    order.clear();
+    tied_calls = 0;
+    xgrad::backward(loss() + xgrad::sum(t));
+    BOOST_TEST(order.empty());
+    BOOST_TEST(tied_calls == 0);
+    BOOST_CHECK_THROW((void)xgrad::on_gradient_ready(ps, {}), xgrad::value_error);
 }

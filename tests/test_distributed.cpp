@@ -21,6 +21,7 @@
 #include <cstring>
 #include <set>
 #include <sstream>
+#include <string>
 #include <vector>
 
 #include "distributed_check.hpp"
@@ -76,7 +77,7 @@ BOOST_AUTO_TEST_CASE(ddp_steps_equal_a_single_process_run_on_the_global_batch) {
     const tensor<std::int64_t> ys = y.slice(0, r * local, (r + 1) * local).contiguous();
 
     // many buckets, one bucket, many buckets reduced with blocking MPI_Allreduce
-    for (const dist::reducer_options ro : {dist::reducer_options{.bucket_bytes = 64},
+    for (const dist::reducer_options& ro : {dist::reducer_options{.bucket_bytes = 64},
                                            dist::reducer_options{},
                                            dist::reducer_options{.bucket_bytes = 64, .non_blocking = false}}) {
         distributed_check::check_ddp_matches_single(x, y, xs, ys, ro);
@@ -95,6 +96,65 @@ BOOST_AUTO_TEST_CASE(a_gradient_missing_on_some_ranks_is_averaged_with_zeros) {
     BOOST_TEST(b.grad().to_vector() == std::vector<float>(3, 1.5f), boost::test_tools::per_element());
     BOOST_TEST(c.state().grad_zero);  // nobody: an optimizer skips it on every rank
     BOOST_CHECK_THROW(red.finish(), xgrad::value_error);
+}
+
+// Overlap: a bucket's allreduce starts inside backward() as soon as its gradients are final,
+// before backward reaches the first layer; the result is bit-identical to reducing after
+// backward, also when the gradients change after their bucket started (a second backward,
+// a scaled gradient), which finish() finds and reduces again.
+BOOST_AUTO_TEST_CASE(buckets_start_during_backward_and_equal_reducing_after_it) {
+    auto [x, y] = global_batch(8);
+    const auto r = static_cast<std::ptrdiff_t>(dist::rank());
+    const tensor<float> xs = x.slice(0, r * 4, (r + 1) * 4).contiguous();
+    const tensor<std::int64_t> ys = y.slice(0, r * 4, (r + 1) * 4).contiguous();
+    std::vector<std::string> events;
+    mlp over(5), after(5);
+    // buckets of 64 bytes: [b2] [w2] [b1] [w1] (reverse parameter order)
+    dist::gradient_reducer<float> red(over.parameters(),
+                                      {.bucket_bytes = 64, .on_bucket_start = [&](std::size_t k, bool in_backward) {
+                                           events.push_back("start " + std::to_string(k) + (in_backward ? " in backward" : ""));
+                                       }});
+    dist::gradient_reducer<float> plain(after.parameters(), {.bucket_bytes = 64, .overlap = false});
+    BOOST_TEST_REQUIRE(red.num_buckets() == 4u);
+    BOOST_TEST(red.bucket_parameters(3)[0].same(over.w1));
+    auto first_layer = xgrad::on_gradient_ready(std::vector{over.w1}, [&](std::size_t) { events.push_back("w1 ready"); });
+    auto grads = [](mlp& m) {
+        std::vector<float> v;
+        for (auto& p : m.parameters())
+            for (float f : p.grad().to_vector()) v.push_back(f);
+        return v;
+    };
+    for (int variant = 0; variant < 3; ++variant) {
+        events.clear();
+        for (mlp* m : {&over, &after}) {
+            for (auto& p : m->parameters()) p.zero_grad();
+            xgrad::backward(xgrad::cross_entropy((*m)(xs), ys));
+        }
+        if (variant == 0) {  // the last layer's buckets started before the first layer's gradient was done
+            const auto at = [&](const char* e) { return std::find(events.begin(), events.end(), e) - events.begin(); };
+            BOOST_TEST(events.size() == 5u);
+            BOOST_TEST(at("start 0 in backward") < at("w1 ready"));
+            BOOST_TEST(at("start 1 in backward") < at("w1 ready"));
+            BOOST_TEST(at("start 2 in backward") < 5);
+            BOOST_TEST(at("start 3 in backward") < 5);
+        }
+        if (variant == 1)  // a second backward before the step: every bucket changes
+            for (mlp* m : {&over, &after}) xgrad::backward(xgrad::cross_entropy((*m)(xs), ys) * 0.5f);
+        if (variant == 2 && dist::rank() == 1)  // one rank scales one gradient: bucket 1 (w2) changes
+            for (mlp* m : {&over, &after}) {
+                tensor<float>& g = m->w2.state().grad_for_accumulate();
+                for (std::size_t i = 0; i < g.size(); ++i) g.data()[i] *= 2.f;
+            }
+        red.reduce();
+        plain.reduce();
+        const auto a = grads(over), b = grads(after);
+        BOOST_TEST(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0, "variant " << variant);
+        BOOST_TEST(identical_on_all_ranks(a));
+        if (variant == 2) {  // bucket 1 reduced again after finish() found it changed, on both ranks
+            BOOST_TEST(std::count(events.begin(), events.end(), std::string("start 1")) == 1);
+            BOOST_TEST(std::count(events.begin(), events.end(), std::string("start 0")) == 0);
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(sharded_loader_gives_disjoint_covering_shards_of_one_permutation) {

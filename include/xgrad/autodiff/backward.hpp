@@ -9,6 +9,7 @@
 #include "../expr/op_node.hpp"
 #include "../expr/pass.hpp"
 #include "../expr/reduce.hpp"
+#include "hooks.hpp"
 
 namespace xgrad {
 
@@ -53,6 +54,8 @@ typename E::value_type backward(const E& e) {
     using T = typename E::value_type;
     using engine = detail::device_engine<detail::expr_device_t<E>>;
     detail::pass_scope pass;
+    detail::hooked_backward hooks(e);  // gradient-ready hooks (autodiff/hooks.hpp), if any
+    T value;
     if constexpr (detail::full_sum_root<E>::value && E::has_grad) {
         using Red = typename detail::full_sum_root<E>::reduction;
         T g = T(1);
@@ -61,10 +64,12 @@ typename E::value_type backward(const E& e) {
             if (n == 0) return T(NAN);
             g = T(1) / T(n);
         }
-        return engine::sum_backward(e.e, g);
+        value = engine::sum_backward(e.e, g);
     } else {
-        return engine::value_backward(e);
+        value = engine::value_backward(e);
     }
+    hooks.finish();
+    return value;
 }
 
 /// Reverse mode with an explicit upstream gradient (broadcastable to expr's shape), on the
@@ -75,8 +80,11 @@ void backward(const E& e, const tensor<typename E::value_type, detail::expr_devi
         throw shape_error("backward: upstream gradient of shape " + to_string(upstream.shape()) +
                           " does not broadcast to the expression's shape " + to_string(e.shape()));
     detail::pass_scope pass;
-    if constexpr (E::has_grad)
+    if constexpr (E::has_grad) {
+        detail::hooked_backward hooks(e);
         detail::device_engine<detail::expr_device_t<E>>::backward(e, upstream, typename E::value_type(1));
+        hooks.finish();
+    }
 }
 
 }  // namespace xgrad

@@ -221,7 +221,8 @@ private:
 
 /// Averages the gradients of parameters on a GPU across MPI_COMM_WORLD with NCCL: the same
 /// interface, buckets and semantics as the CPU reducer (reducer_options::non_blocking is
-/// ignored: NCCL always runs on its stream while the host continues).
+/// ignored: NCCL always runs on its stream while the host continues; so are overlap and
+/// on_bucket_start: every bucket starts in start(), after backward).
 template <class T>
 class gradient_reducer<T, device::cuda> {
 public:

@@ -6,7 +6,9 @@
 // zero_grad/step, learning-rate schedules and state_dict for checkpoints are forwarded.
 //
 // fit(.clip_grad_norm = c) clips before step(), that is each rank's own gradient before the
-// average; clip inside the wrapped step (not provided) would clip the average instead.
+// average; clip inside the wrapped step (not provided) would clip the average instead. With
+// reducer_options::overlap the buckets started during backward() are sent again when clipping
+// changed them (the reducer compares), so the result is the same.
 #include <utility>
 #include <vector>
 

@@ -4,8 +4,10 @@
 // handles, so an expression kept in an `auto` variable never dangles. Executing a node is
 // the job of a backend: node.kernel(ctx) asks the backend's ctx for leaf kernels and wraps
 // them in the composite kernels of expr/kernels.hpp.
+#include <algorithm>
 #include <concepts>
 #include <type_traits>
+#include <vector>
 
 #include "../core/parameter.hpp"
 #include "../core/shape.hpp"
@@ -67,6 +69,34 @@ using expr_device_t = std::conditional_t<std::is_same_v<device_of_t<E>, any_devi
 
 template <class Impl, class... E>
 struct op_node;  // expr/op_node.hpp
+
+namespace detail {
+/// The parameter occurrences a backward pass through an expression will reach, listed before
+/// the pass runs (autodiff/hooks.hpp counts them). A node with a gradient lists them through
+/// a member walk_grad_leaves(w): leaves add themselves, inner nodes walk their children, a
+/// subgraph shared by several nodes (fork) is walked once. A node without the member marks
+/// the walk incomplete, and the counts are then not trusted.
+struct grad_leaf_walk {
+    std::vector<const void*> leaves;  // one entry per parameter occurrence (its grad_state)
+    std::vector<const void*> shared;  // shared subgraphs walked already
+    bool complete = true;
+    /// True the first time `p` is seen.
+    bool enter_shared(const void* p) {
+        if (std::find(shared.begin(), shared.end(), p) != shared.end()) return false;
+        shared.push_back(p);
+        return true;
+    }
+};
+template <class E>
+void walk_grad_leaves(const E& e, grad_leaf_walk& w) {
+    if constexpr (E::has_grad) {
+        if constexpr (requires { e.walk_grad_leaves(w); })
+            e.walk_grad_leaves(w);
+        else
+            w.complete = false;
+    }
+}
+}  // namespace detail
 
 namespace detail {
 /// The one device of several operands (constants go anywhere; mixing devices fails to compile).
@@ -137,7 +167,15 @@ struct param_node : expression_base {
     auto kernel(Ctx& ctx) const {
         return ctx.grad_leaf(p.state());
     }
+    void walk_grad_leaves(detail::grad_leaf_walk& w) const { w.leaves.push_back(&p.state()); }
 };
+
+namespace detail {
+template <class E>
+struct is_param_node : std::false_type {};
+template <class T, class D>
+struct is_param_node<param_node<T, D>> : std::true_type {};
+}  // namespace detail
 
 /// op(e), elementwise.
 template <class Op, class E>
@@ -155,6 +193,7 @@ struct unary_node : expression_base {
         auto k = e.kernel(ctx);
         return detail::unary_kernel<Op, decltype(k)>{op, k};
     }
+    void walk_grad_leaves(detail::grad_leaf_walk& w) const { detail::walk_grad_leaves(e, w); }
 };
 
 /// op(l, r), elementwise with NumPy broadcasting (checked when the node is built).
@@ -179,6 +218,10 @@ struct binary_node : expression_base {
         auto a = l.kernel(ctx);  // left first: see binary_kernel::bwd
         auto b = r.kernel(ctx);
         return detail::binary_kernel<Op, decltype(a), decltype(b)>{op, a, b};
+    }
+    void walk_grad_leaves(detail::grad_leaf_walk& w) const {
+        detail::walk_grad_leaves(l, w);
+        detail::walk_grad_leaves(r, w);
     }
 };
 

@@ -155,10 +155,19 @@ struct op_node : expression_base {
         return ctx.materialized(*this);
     }
 
+    void walk_grad_leaves(detail::grad_leaf_walk& w) const {
+        std::apply([&](const auto&... x) { (detail::walk_grad_leaves(x, w), ...); }, args);
+    }
+
 private:
+    // Parameter operands first: their gradients are then complete before the walk descends
+    // into the other operands' subgraphs, so gradient-ready hooks (autodiff/hooks.hpp) fire
+    // for a layer's weights before the layers below run their backward.
     template <std::size_t... I>
     void push_all(const std::array<tensor_type, arity>& grads, std::index_sequence<I...>) const {
-        (detail::push_grad(std::get<I>(args), grads[I]), ...);
+        constexpr std::array<bool, arity> is_param{detail::is_param_node<E>::value...};
+        for (const bool params : {true, false})
+            ((is_param[I] == params ? detail::push_grad(std::get<I>(args), grads[I]) : void()), ...);
     }
 };
 

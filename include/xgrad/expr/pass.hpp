@@ -3,8 +3,10 @@
 // barrier ops such as matmul) cache their forward value for the duration of a pass, so the
 // backward steps that revisit a subtree reuse it instead of recomputing; the next pass (after
 // an optimizer step changed the parameters) computes afresh.
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace xgrad::detail {
 
@@ -48,5 +50,38 @@ struct pass_cache {
         return s->value;
     }
 };
+
+/// Listens to the gradient accumulations of a backward pass (autodiff/hooks.hpp counts them to
+/// tell when a parameter's gradient is final). A backend's fused loop reports, once the loop
+/// has finished writing, each parameter state it accumulated into, once per occurrence of the
+/// parameter in the loop. Null (the default) when nobody listens: the loops then skip the
+/// bookkeeping.
+struct gradient_observer {
+    virtual void accumulated(const void* state, std::size_t occurrences) = 0;
+
+protected:
+    ~gradient_observer() = default;
+};
+inline gradient_observer*& active_gradient_observer() {
+    thread_local gradient_observer* o = nullptr;
+    return o;
+}
+/// Reports the leaf occurrences a finished loop wrote (one entry each) and clears the list.
+inline void report_accumulated(std::vector<const void*>& occurrences) {
+    gradient_observer* o = active_gradient_observer();
+    std::vector<const void*> done;
+    done.swap(occurrences);
+    if (!o) return;
+    for (std::size_t i = 0; i < done.size(); ++i) {
+        if (!done[i]) continue;
+        std::size_t n = 0;
+        for (std::size_t j = i + 1; j < done.size(); ++j)
+            if (done[j] == done[i]) {
+                ++n;
+                done[j] = nullptr;
+            }
+        o->accumulated(done[i], n + 1);
+    }
+}
 
 }  // namespace xgrad::detail

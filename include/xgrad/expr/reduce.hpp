@@ -101,6 +101,7 @@ struct reduce_node : expression_base {
     auto kernel(Ctx& ctx) const {
         return ctx.materialized(*this);
     }
+    void walk_grad_leaves(detail::grad_leaf_walk& w) const { detail::walk_grad_leaves(e, w); }
 };
 
 #define XGRAD_DEFINE_REDUCTION(fn, red)                                                        \

@@ -70,6 +70,10 @@ struct fork_node : expression_base {
     auto kernel(Ctx& ctx) const {
         return ctx.materialized(*this);
     }
+    /// The handles push into x once: x's leaves count once, however many handles are used.
+    void walk_grad_leaves(grad_leaf_walk& w) const {
+        if (w.enter_shared(st.get())) detail::walk_grad_leaves(st->arg, w);
+    }
 
 private:
     /// a + b, in place in a when a is the fork's own buffer, else into a new one.

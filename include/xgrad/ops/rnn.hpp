@@ -551,6 +551,8 @@ struct rnn_core {
                 dy = dinp;
             }
         }
+        // the weights first: their gradients are complete before the walk descends into x
+        for (std::size_t i = 0; i < w.size(); ++i) push_grad(param_node<T>(w[i]), gw[i]);
         if constexpr (X::has_grad) {
             tensor<T> dx = spec.batch_first && !spec.cell ? swap_leading(dinp.data(), Tn, B, spec.input_size) : dinp;
             push_grad(x, dx.reshape(x.shape()));
@@ -558,7 +560,14 @@ struct rnn_core {
         if constexpr (H0::has_grad) push_grad(h0, dh0.reshape(h0.shape()));
         if constexpr (C0::has_grad)
             if (spec.kind == rnn_kind::lstm) push_grad(c0, dc0.reshape(c0.shape()));
-        for (std::size_t i = 0; i < w.size(); ++i) push_grad(param_node<T>(w[i]), gw[i]);
+    }
+
+    /// What one backward (of any output) reaches: every weight, x, h0 and c0.
+    void walk_grad_leaves(grad_leaf_walk& g) const {
+        for (const auto& p : w) g.leaves.push_back(&p.state());
+        detail::walk_grad_leaves(x, g);
+        detail::walk_grad_leaves(h0, g);
+        if (spec.kind == rnn_kind::lstm) detail::walk_grad_leaves(c0, g);
     }
 };
 
@@ -586,6 +595,7 @@ struct rnn_output_node : expression_base {
     auto kernel(Ctx& ctx) const {
         return ctx.materialized(*this);
     }
+    void walk_grad_leaves(detail::grad_leaf_walk& w) const { core->walk_grad_leaves(w); }
 };
 
 namespace detail {

@@ -249,6 +249,9 @@ struct concat_node : expression_base {
     auto kernel(Ctx& ctx) const {
         return ctx.materialized(*this);
     }
+    void walk_grad_leaves(detail::grad_leaf_walk& w) const {
+        for (const auto& e : parts) detail::walk_grad_leaves(e, w);
+    }
 };
 
 // --- public functions -------------------------------------------------------------------

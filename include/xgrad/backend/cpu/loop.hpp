@@ -12,6 +12,7 @@
 #include "../../core/shape.hpp"
 #include "../../core/tensor.hpp"
 #include "../../detail/vmath.hpp"
+#include "../../expr/pass.hpp"
 #include "../../expr/kernels.hpp"
 #include "thread_pool.hpp"
 
@@ -219,6 +220,7 @@ public:
         k.x = input(s.value);
         if (!want_grad_ || !s.requires_grad) return k;
         k.active = true;
+        if (active_gradient_observer()) accumulated_.push_back(&s);
         if (numel(s.value.shape()) != numel(shape_)) {
             // broadcast leaf: several loop elements feed one gradient element
             for (auto& [state, op] : private_grads_)
@@ -255,10 +257,12 @@ public:
 
     void keep(std::shared_ptr<void> p) { keep_.push_back(std::move(p)); }
 
-    /// After the loop: merge private buffers, then run materialized nodes' backward steps.
+    /// After the loop: merge private buffers, report the gradients written to a listening
+    /// gradient_observer, then run materialized nodes' backward steps.
     void finish() {
         for (auto& r : reductions_) r();
         reductions_.clear();
+        if (!accumulated_.empty()) report_accumulated(accumulated_);
         for (auto& b : backward_steps_) b();
         backward_steps_.clear();
     }
@@ -277,6 +281,7 @@ private:
     std::vector<std::function<void()>> backward_steps_;
     std::vector<const void*> claimed_;
     std::vector<std::pair<const void*, output_operand<T>>> private_grads_;
+    std::vector<const void*> accumulated_;  // leaf occurrences written, while an observer listens
 };
 
 /// Loop geometry after collapsing: size-1 dimensions dropped, and neighbours merged where

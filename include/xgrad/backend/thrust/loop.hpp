@@ -16,6 +16,7 @@
 #include <thrust/fill.h>
 
 #include "../../core/parameter.hpp"
+#include "../../expr/pass.hpp"
 #include "kernels.hpp"
 #include "tensor.hpp"
 
@@ -150,6 +151,7 @@ public:
         k.x = input(s.value);
         if (!want_grad_ || !s.requires_grad) return k;
         k.active = true;
+        if (active_gradient_observer()) accumulated_.push_back(&s);
         if (numel(s.value.shape()) != numel(shape_)) {
             // broadcast leaf: several positions feed one gradient element
             for (auto& [state, op] : shared_partials_)
@@ -217,6 +219,7 @@ public:
                 for_each_index<D>(static_cast<std::size_t>(n_), element_runner<Root>{root});
         }
         merge(scratch.get());
+        if (!accumulated_.empty()) report_accumulated(accumulated_);  // enqueued, on a device
         for (auto& b : backward_steps_) b();
         backward_steps_.clear();
     }
@@ -307,6 +310,7 @@ private:
     std::vector<std::shared_ptr<void>> keep_;
     std::vector<std::function<void()>> backward_steps_;
     std::vector<const void*> claimed_;
+    std::vector<const void*> accumulated_;  // leaf occurrences written, while an observer listens
     std::vector<std::pair<const void*, grad_operand<T>>> shared_partials_;
 };
 
