@@ -283,15 +283,13 @@ void pack_b(const T* b, std::size_t ldb, bool tb, std::size_t k0, std::size_t kc
     }
 }
 
-/// The MR x NR micro-kernel over packed panels: c = alpha * a_panel * b_panel + beta * c
-/// (beta == 0 never reads c, so c may hold garbage or NaN).
-template <class T>
-XGRAD_INLINE void micro_kernel(std::size_t kc, const T* a, const T* b, T* c,
-                               std::size_t ldc, T alpha, T beta) {
+/// The register-blocked core of the micro-kernels: acc[r][v] = sum over k < kc of
+/// a_at(r, k) * (vector v of step k of the packed panel b, NV vectors per step). a_at reads
+/// A's element of tile row r at step k, so a packed (k-major) A and an A read in place share it.
+template <class T, std::size_t MR, std::size_t NV, class AAt>
+XGRAD_INLINE void tile_product(std::size_t kc, const AAt& a_at, const T* b, simd_t<T> (&acc)[MR][NV]) {
     using B = simd_t<T>;
-    using blk = gemm_blocking<T>;
-    constexpr std::size_t MR = blk::MR, NV = blk::NV, NR = blk::NR, W = blk::W;
-    B acc[MR][NV];
+    constexpr std::size_t W = B::size, NR = NV * W;
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < MR; ++r)
 #pragma GCC unroll 4
@@ -302,11 +300,24 @@ XGRAD_INLINE void micro_kernel(std::size_t kc, const T* a, const T* b, T* c,
         for (std::size_t v = 0; v < NV; ++v) bv[v] = B::load_aligned(b + k * NR + v * W);
 #pragma GCC unroll 16
         for (std::size_t r = 0; r < MR; ++r) {
-            const B av(a[k * MR + r]);
+            const B av(a_at(r, k));
 #pragma GCC unroll 4
             for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(av, bv[v], acc[r][v]);
         }
     }
+}
+
+/// The MR x NR micro-kernel over packed panels: c = alpha * a_panel * b_panel + beta * c
+/// (beta == 0 never reads c, so c may hold garbage or NaN).
+template <class T>
+XGRAD_INLINE void micro_kernel(std::size_t kc, const T* a, const T* b, T* c,
+                               std::size_t ldc, T alpha, T beta) {
+    using B = simd_t<T>;
+    using blk = gemm_blocking<T>;
+    constexpr std::size_t MR = blk::MR, NV = blk::NV, W = blk::W;
+    B acc[MR][NV];
+    tile_product<T>(kc, [a](std::size_t r, std::size_t k) { return a[k * MR + r]; },
+                    b, acc);
     const B va(alpha), vb(beta);
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < MR; ++r)

@@ -61,23 +61,10 @@ template <class T>
 XGRAD_INLINE void rnn_tile(std::size_t kc, const T* a, std::size_t lda, const T* b, T* c, std::size_t ldc, bool acc) {
     using V = simd_t<T>;
     using blk = rnn_blocking<T>;
-    constexpr std::size_t MR = blk::MR, NV = blk::NV, NR = blk::NR, W = blk::W;
+    constexpr std::size_t MR = blk::MR, NV = blk::NV, W = blk::W;
     V s[MR][NV];
-#pragma GCC unroll 16
-    for (std::size_t r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-        for (std::size_t v = 0; v < NV; ++v) s[r][v] = V(T(0));
-    for (std::size_t k = 0; k < kc; ++k) {
-        V bv[NV];
-#pragma GCC unroll 4
-        for (std::size_t v = 0; v < NV; ++v) bv[v] = V::load_aligned(b + k * NR + v * W);
-#pragma GCC unroll 16
-        for (std::size_t r = 0; r < MR; ++r) {
-            const V av(a[r * lda + k]);
-#pragma GCC unroll 4
-            for (std::size_t v = 0; v < NV; ++v) s[r][v] = xsimd::fma(av, bv[v], s[r][v]);
-        }
-    }
+    tile_product<T>(kc, [a, lda](std::size_t r, std::size_t k) { return a[r * lda + k]; },
+                    b, s);
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < MR; ++r)
 #pragma GCC unroll 4
