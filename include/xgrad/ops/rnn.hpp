@@ -561,15 +561,17 @@ struct rnn_core {
         if constexpr (C0::has_grad)
             if (spec.kind == rnn_kind::lstm) push_grad(c0, dc0.reshape(c0.shape()));
     }
-
-    /// What one backward (of any output) reaches: every weight, x, h0 and c0.
-    void walk_grad_leaves(grad_leaf_walk& g) const {
-        for (const auto& p : w) g.leaves.push_back(&p.state());
-        detail::walk_grad_leaves(x, g);
-        detail::walk_grad_leaves(h0, g);
-        if (spec.kind == rnn_kind::lstm) detail::walk_grad_leaves(c0, g);
-    }
 };
+
+/// What one backward (of any output) of a recurrent stack reaches: every weight, x, h0 and c0.
+/// The CPU core and the Thrust devices' core hold them under the same names.
+template <class Core>
+void walk_rnn_grad_leaves(const Core& c, grad_leaf_walk& g) {
+    for (const auto& p : c.w) g.leaves.push_back(&p.state());
+    walk_grad_leaves(c.x, g);
+    walk_grad_leaves(c.h0, g);
+    if (c.spec.kind == rnn_kind::lstm) walk_grad_leaves(c.c0, g);
+}
 
 }  // namespace detail
 
@@ -595,7 +597,7 @@ struct rnn_output_node : expression_base {
     auto kernel(Ctx& ctx) const {
         return ctx.materialized(*this);
     }
-    void walk_grad_leaves(detail::grad_leaf_walk& w) const { core->walk_grad_leaves(w); }
+    void walk_grad_leaves(detail::grad_leaf_walk& w) const { detail::walk_rnn_grad_leaves(*core, w); }
 };
 
 namespace detail {
