@@ -53,7 +53,8 @@ BOOST_AUTO_TEST_CASE(expressions_evaluated_from_several_threads_agree) {
 
 BOOST_AUTO_TEST_CASE(idle_workers_block_instead_of_spinning) {
     // After a region the workers spin for a bounded time (well under a millisecond), then block:
-    // over 200 ms of idling the process must use almost no CPU time.
+    // over 300 ms of idling a worker that kept spinning would use about 300 ms of CPU time; the
+    // bound leaves room for the sanitizers' and the scheduler's own noise (up to 42 ms seen).
     auto cpu_seconds = [] {
         timespec ts{};
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -64,6 +65,6 @@ BOOST_AUTO_TEST_CASE(idle_workers_block_instead_of_spinning) {
     BOOST_TEST(n.load() == 200);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past the spin
     const double before = cpu_seconds();
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    BOOST_TEST(cpu_seconds() - before < 0.02);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    BOOST_TEST(cpu_seconds() - before < 0.15);
 }
