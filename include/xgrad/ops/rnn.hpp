@@ -63,8 +63,8 @@ XGRAD_HD XGRAD_INLINE V rnn_tanh(V x) {
     return vm::tanh(x);
 }
 
-// --- the gate formulas of one element (j of a row), shared by the CPU's SIMD passes below and
-// the device kernels (backend/thrust/ops_rnn.hpp); V is T or a SIMD batch of T -------------------
+// --- the gate formulas of one element (j of a row), called by the step structs below (run by the
+// CPU's SIMD driver and the device kernel); V is T or a SIMD batch of T --------------------------
 
 /// One LSTM element after a step: the activated gates, c_t and h_t.
 template <class V>
