@@ -63,8 +63,8 @@ XGRAD_HD XGRAD_INLINE V rnn_tanh(V x) {
     return vm::tanh(x);
 }
 
-// --- the gate formulas of one element (j of a row), shared by the CPU's SIMD passes below and
-// the device kernels (backend/thrust/ops_rnn.hpp); V is T or a SIMD batch of T -------------------
+// --- the gate formulas of one element (j of a row), called by the step structs below (run by the
+// CPU's SIMD driver and the device kernel); V is T or a SIMD batch of T --------------------------
 
 /// One LSTM element after a step: the activated gates, c_t and h_t.
 template <class V>
@@ -131,152 +131,186 @@ XGRAD_HD XGRAD_INLINE gru_gate_grads<V> gru_gate_backward(V r, V z, V n, V m, V 
     return {dr, dz, dn, V(dn * r), V(d * z)};
 }
 
-// --- the fused gate passes (one per step, direction and thread) -----------------------------
-// Each pass covers rows [0, B) and n hidden units: every pointer points at the first unit of
-// the range, row strides are the full widths (G or 4H for gate rows, H for states, ldy for y).
-// Row b of a step is valid when t < len[b] (len null: always).
+// --- one step of a cell: the element (b, j) of {B, H} -----------------------------------------
+// A step struct (lstm_forward_step, ...) holds one step's pointers and supplies, V-wide at
+// unit j of row b:
+//   valid<V>(b, j)   the gate formula: activations or gradients, state, y;
+//   padded<V>(b, j)  row b is padding at this step (t >= len[b]): forward the state passes
+//                    through and y is 0; backward the gate gradients are 0 and dh passes on.
+// Row strides are the full widths (4H or 3H for gate rows, 4H for act, H for states, ldy for y);
+// a CPU thread's pointers start at its first unit, so j counts from there. The backends supply
+// only the driver: rnn_step_rows below (the CPU: SIMD along a row's units) and the device
+// kernel of backend/thrust/ops_rnn.hpp (one element per position).
+
+/// Whether row b is padding at step t (len null: no row is).
+struct rnn_step_at {
+    const std::int64_t* len;
+    std::size_t t;
+    XGRAD_HD XGRAD_INLINE bool padded(std::size_t b) const { return len && static_cast<std::int64_t>(t) >= len[b]; }
+};
+
+/// Stores v_0, v_1, ... at p, p + H, p + 2H, ... (one unit of consecutive gate blocks).
+template <class V, class T, class... Vs>
+XGRAD_HD XGRAD_INLINE void store_blocks(T* p, std::size_t H, Vs... v) {
+    std::size_t q = 0;
+    ((store(V(v), p + H * q++)), ...);
+}
+/// Adds v_0, v_1, ... into p, p + H, ... (the bias gradients).
+template <class V, class T, class... Vs>
+XGRAD_HD XGRAD_INLINE void add_blocks(T* p, std::size_t H, Vs... v) {
+    std::size_t q = 0;
+    ((store(V(load<V>(p + H * q) + v), p + H * q), ++q), ...);
+}
+/// Zeroes N gate blocks of one unit.
+template <class V, std::size_t N, class T>
+XGRAD_HD XGRAD_INLINE void zero_blocks(T* p, std::size_t H) {
+    for (std::size_t q = 0; q < N; ++q) store(V(T(0)), p + H * q);
+}
+/// A valid row's new state going forward: h_t = y_t = v.
+template <class V, class T>
+XGRAD_HD XGRAD_INLINE void rnn_put_state(V v, T* h, T* y) {
+    store(v, h);
+    store(v, y);
+}
+/// A padded row going forward: h_t = h_{t-1}, y_t = 0.
+template <class V, class T>
+XGRAD_HD XGRAD_INLINE void rnn_hold_state(const T* hp, T* h, T* y) {
+    store(load<V>(hp), h);
+    store(V(T(0)), y);
+}
+/// The gradient reaching h_t: from step t+1 plus y_t's (dy null: none).
+template <class V, class T>
+XGRAD_HD XGRAD_INLINE V rnn_upstream(const T* dh, const T* dy) {
+    V d = load<V>(dh);
+    if (dy) d += load<V>(dy);
+    return d;
+}
 
 /// LSTM forward step: a = sigma/tanh(xg + hg) (xg holds both biases), c = f c' + i g,
-/// h = o tanh(c). Writes act {B, 4H}, c {B, H}, h {B, H}, y (row stride ldy).
+/// h = o tanh(c). xg, hg {B, 4H}; hp, cp {B, H}. Writes act {B, 4H}, c, h {B, H}, y.
 template <class T>
-void lstm_forward_pass(std::size_t B, std::size_t H, std::size_t n, const std::int64_t* len, std::size_t t,
-                       const T* xg, const T* hg, const T* hp, const T* cp, T* act, T* c, T* h, T* y, std::size_t ldy) {
-    const std::size_t G = 4 * H;
-    for (std::size_t b = 0; b < B; ++b) {
-        const T *xr = xg + b * G, *hr = hg + b * G, *hpr = hp + b * H, *cpr = cp + b * H;
-        T *ar = act + b * G, *cr = c + b * H, *hnr = h + b * H, *yr = y + b * ldy;
-        if (len && static_cast<std::int64_t>(t) >= len[b]) {
-            std::copy_n(hpr, n, hnr);
-            std::copy_n(cpr, n, cr);
-            std::fill_n(yr, n, T(0));
-            continue;
-        }
-        simd_for<T>(n, [&]<class V>(std::size_t j) {
-            const auto s = lstm_gate_forward<T>(V(load<V>(xr + j) + load<V>(hr + j)),
-                                                V(load<V>(xr + H + j) + load<V>(hr + H + j)),
-                                                V(load<V>(xr + 2 * H + j) + load<V>(hr + 2 * H + j)),
-                                                V(load<V>(xr + 3 * H + j) + load<V>(hr + 3 * H + j)), load<V>(cpr + j));
-            store(s.i, ar + j);
-            store(s.f, ar + H + j);
-            store(s.g, ar + 2 * H + j);
-            store(s.o, ar + 3 * H + j);
-            store(s.c, cr + j);
-            store(s.h, hnr + j);
-            store(s.h, yr + j);
-        });
+struct lstm_forward_step {
+    using value_type = T;
+    std::size_t H, ldy;
+    const T *xg, *hg, *hp, *cp;
+    T *act, *c, *h, *y;
+    template <class V>
+    XGRAD_HD XGRAD_INLINE void valid(std::size_t b, std::size_t j) const {
+        const std::size_t G = 4 * H, k = b * H + j;
+        const T *xr = xg + b * G + j, *hr = hg + b * G + j;
+        const auto s = lstm_gate_forward<T>(V(load<V>(xr) + load<V>(hr)), V(load<V>(xr + H) + load<V>(hr + H)),
+                                            V(load<V>(xr + 2 * H) + load<V>(hr + 2 * H)),
+                                            V(load<V>(xr + 3 * H) + load<V>(hr + 3 * H)), load<V>(cp + k));
+        store_blocks<V>(act + b * G + j, H, s.i, s.f, s.g, s.o);
+        store(s.c, c + k);
+        rnn_put_state<V>(s.h, h + k, y + b * ldy + j);
     }
-}
+    template <class V>
+    XGRAD_HD XGRAD_INLINE void padded(std::size_t b, std::size_t j) const {
+        const std::size_t k = b * H + j;
+        rnn_hold_state<V>(hp + k, h + k, y + b * ldy + j);
+        store(load<V>(cp + k), c + k);
+    }
+};
 
-/// LSTM backward step. In: dh (gradient reaching h_t from step t+1), dy (row stride ldy, may be
-/// null), dc (gradient reaching c_t; overwritten with dc_{t-1}). Out: dg {B, 4H} (pre-activation
-/// gate gradients, also summed into db {4H}), carry {B, H} (the part of dh_{t-1} that bypasses
-/// W_hh: dh on padded rows, else 0).
-///   do = dh tanh(c) o(1-o);  dc += dh o (1 - tanh^2 c);  di = dc g i(1-i);
-///   df = dc c' f(1-f);  dg = dc i (1-g^2);  dc' = dc f
+/// LSTM backward step. In: act, cp, c as saved; dh (the gradient reaching h_t from step t+1),
+/// dy (row stride ldy, may be null), dc (reaching c_t; overwritten with dc_{t-1}). Out: dg
+/// {B, 4H} (pre-activation gate gradients, also summed into db {4H} unless db is null),
+/// carry {B, H} (the part of dh_{t-1} that bypasses W_hh: dh on padded rows, else 0).
 template <class T>
-void lstm_backward_pass(std::size_t B, std::size_t H, std::size_t n, const std::int64_t* len, std::size_t t,
-                        const T* act, const T* cp, const T* c, const T* dh, const T* dy, std::size_t ldy, T* dc, T* dg,
-                        T* db, T* carry) {
-    const std::size_t G = 4 * H;
-    for (std::size_t b = 0; b < B; ++b) {
-        const T *ar = act + b * G, *cpr = cp + b * H, *cr = c + b * H, *dhr = dh + b * H;
-        T *dcr = dc + b * H, *dgr = dg + b * G, *kr = carry + b * H;
-        if (len && static_cast<std::int64_t>(t) >= len[b]) {
-            for (std::size_t q = 0; q < 4; ++q) std::fill_n(dgr + q * H, n, T(0));
-            std::copy_n(dhr, n, kr);
-            continue;
-        }
-        const T* dyr = dy ? dy + b * ldy : nullptr;
-        simd_for<T>(n, [&]<class V>(std::size_t j) {
-            V d = load<V>(dhr + j);
-            if (dyr) d += load<V>(dyr + j);
-            const auto s = lstm_gate_backward<T>(load<V>(ar + j), load<V>(ar + H + j), load<V>(ar + 2 * H + j),
-                                                 load<V>(ar + 3 * H + j), load<V>(cr + j), load<V>(cpr + j), d,
-                                                 load<V>(dcr + j));
-            store(s.di, dgr + j);
-            store(s.df, dgr + H + j);
-            store(s.dg, dgr + 2 * H + j);
-            store(s.dout, dgr + 3 * H + j);
-            store(V(load<V>(db + j) + s.di), db + j);
-            store(V(load<V>(db + H + j) + s.df), db + H + j);
-            store(V(load<V>(db + 2 * H + j) + s.dg), db + 2 * H + j);
-            store(V(load<V>(db + 3 * H + j) + s.dout), db + 3 * H + j);
-            store(s.dcp, dcr + j);
-            store(V(T(0)), kr + j);
-        });
+struct lstm_backward_step {
+    using value_type = T;
+    std::size_t H, ldy;
+    const T *act, *cp, *c, *dh, *dy;
+    T *dc, *dg, *db, *carry;
+    template <class V>
+    XGRAD_HD XGRAD_INLINE void valid(std::size_t b, std::size_t j) const {
+        const std::size_t G = 4 * H, k = b * H + j;
+        const V d = rnn_upstream<V>(dh + k, dy ? dy + b * ldy + j : nullptr);
+        const T* ar = act + b * G + j;
+        const auto s = lstm_gate_backward<T>(load<V>(ar), load<V>(ar + H), load<V>(ar + 2 * H), load<V>(ar + 3 * H),
+                                             load<V>(c + k), load<V>(cp + k), d, load<V>(dc + k));
+        store_blocks<V>(dg + b * G + j, H, s.di, s.df, s.dg, s.dout);
+        if (db) add_blocks<V>(db + j, H, s.di, s.df, s.dg, s.dout);
+        store(s.dcp, dc + k);
+        store(V(T(0)), carry + k);
     }
-}
+    template <class V>
+    XGRAD_HD XGRAD_INLINE void padded(std::size_t b, std::size_t j) const {
+        const std::size_t k = b * H + j;
+        zero_blocks<V, 4>(dg + b * 4 * H + j, H);
+        store(load<V>(dh + k), carry + k);
+    }
+};
 
 /// GRU forward step (PyTorch): r = sigma(xr + hr + b_hr), z = sigma(xz + hz + b_hz),
-/// m = hn + b_hn, n = tanh(xn + r m), h = (1 - z) n + z h'. xg holds b_ih only.
-/// Writes act {B, 4H} = (r, z, n, m), h, y.
+/// m = hn + b_hn, n = tanh(xn + r m), h = (1 - z) n + z h'. xg (holding b_ih only), hg
+/// {B, 3H}; bhh {3H}; hp {B, H}. Writes act {B, 4H} = (r, z, n, m), h, y.
 template <class T>
-void gru_forward_pass(std::size_t B, std::size_t H, std::size_t n, const std::int64_t* len, std::size_t t,
-                      const T* xg, const T* hg, const T* bhh, const T* hp, T* act, T* h, T* y, std::size_t ldy) {
-    const std::size_t G = 3 * H;
-    for (std::size_t b = 0; b < B; ++b) {
-        const T *xr = xg + b * G, *hr = hg + b * G, *hpr = hp + b * H;
-        T *ar = act + b * 4 * H, *hnr = h + b * H, *yr = y + b * ldy;
-        if (len && static_cast<std::int64_t>(t) >= len[b]) {
-            std::copy_n(hpr, n, hnr);
-            std::fill_n(yr, n, T(0));
-            continue;
-        }
-        simd_for<T>(n, [&]<class V>(std::size_t j) {
-            const auto s = gru_gate_forward<T>(V(load<V>(xr + j) + load<V>(hr + j) + load<V>(bhh + j)),
-                                               V(load<V>(xr + H + j) + load<V>(hr + H + j) + load<V>(bhh + H + j)),
-                                               load<V>(xr + 2 * H + j),
-                                               V(load<V>(hr + 2 * H + j) + load<V>(bhh + 2 * H + j)), load<V>(hpr + j));
-            store(s.r, ar + j);
-            store(s.z, ar + H + j);
-            store(s.n, ar + 2 * H + j);
-            store(s.m, ar + 3 * H + j);
-            store(s.h, hnr + j);
-            store(s.h, yr + j);
-        });
+struct gru_forward_step {
+    using value_type = T;
+    std::size_t H, ldy;
+    const T *xg, *hg, *bhh, *hp;
+    T *act, *h, *y;
+    template <class V>
+    XGRAD_HD XGRAD_INLINE void valid(std::size_t b, std::size_t j) const {
+        const std::size_t G = 3 * H, k = b * H + j;
+        const T *xr = xg + b * G + j, *hr = hg + b * G + j, *br = bhh + j;
+        const auto s = gru_gate_forward<T>(V(load<V>(xr) + load<V>(hr) + load<V>(br)),
+                                           V(load<V>(xr + H) + load<V>(hr + H) + load<V>(br + H)), load<V>(xr + 2 * H),
+                                           V(load<V>(hr + 2 * H) + load<V>(br + 2 * H)), load<V>(hp + k));
+        store_blocks<V>(act + b * 4 * H + j, H, s.r, s.z, s.n, s.m);
+        rnn_put_state<V>(s.h, h + k, y + b * ldy + j);
     }
-}
+    template <class V>
+    XGRAD_HD XGRAD_INLINE void padded(std::size_t b, std::size_t j) const {
+        const std::size_t k = b * H + j;
+        rnn_hold_state<V>(hp + k, h + k, y + b * ldy + j);
+    }
+};
 
 /// GRU backward step. Out: dgx {B, 3H} (gradient of the input projection: dr, dz, dn
 /// pre-activation, summed into dbx), dgh {B, 3H} (of the recurrent projection: dr, dz, dn r,
-/// summed into dbh), carry = dh z.
-///   dn = dh (1-z) (1-n^2);  dz = dh (h' - n) z(1-z);  dr = dn m r(1-r)
+/// summed into dbh; dbx and dbh null: not summed), carry = dh z (dh on padded rows).
 template <class T>
-void gru_backward_pass(std::size_t B, std::size_t H, std::size_t n, const std::int64_t* len, std::size_t t,
-                       const T* act, const T* hp, const T* dh, const T* dy, std::size_t ldy, T* dgx, T* dgh, T* dbx,
-                       T* dbh, T* carry) {
-    const std::size_t G = 3 * H;
-    for (std::size_t b = 0; b < B; ++b) {
-        const T *ar = act + b * 4 * H, *hpr = hp + b * H, *dhr = dh + b * H;
-        T *gx = dgx + b * G, *gh = dgh + b * G, *kr = carry + b * H;
-        if (len && static_cast<std::int64_t>(t) >= len[b]) {
-            for (std::size_t q = 0; q < 3; ++q) {
-                std::fill_n(gx + q * H, n, T(0));
-                std::fill_n(gh + q * H, n, T(0));
-            }
-            std::copy_n(dhr, n, kr);
-            continue;
+struct gru_backward_step {
+    using value_type = T;
+    std::size_t H, ldy;
+    const T *act, *hp, *dh, *dy;
+    T *dgx, *dgh, *dbx, *dbh, *carry;
+    template <class V>
+    XGRAD_HD XGRAD_INLINE void valid(std::size_t b, std::size_t j) const {
+        const std::size_t G = 3 * H, k = b * H + j;
+        const V d = rnn_upstream<V>(dh + k, dy ? dy + b * ldy + j : nullptr);
+        const T* ar = act + b * 4 * H + j;
+        const auto s = gru_gate_backward<T>(load<V>(ar), load<V>(ar + H), load<V>(ar + 2 * H), load<V>(ar + 3 * H),
+                                            load<V>(hp + k), d);
+        store_blocks<V>(dgx + b * G + j, H, s.dr, s.dz, s.dn);
+        store_blocks<V>(dgh + b * G + j, H, s.dr, s.dz, s.dnr);
+        if (dbx) {
+            add_blocks<V>(dbx + j, H, s.dr, s.dz, s.dn);
+            add_blocks<V>(dbh + j, H, s.dr, s.dz, s.dnr);
         }
-        const T* dyr = dy ? dy + b * ldy : nullptr;
-        simd_for<T>(n, [&]<class V>(std::size_t j) {
-            V d = load<V>(dhr + j);
-            if (dyr) d += load<V>(dyr + j);
-            const auto s = gru_gate_backward<T>(load<V>(ar + j), load<V>(ar + H + j), load<V>(ar + 2 * H + j),
-                                                load<V>(ar + 3 * H + j), load<V>(hpr + j), d);
-            store(s.dr, gx + j);
-            store(s.dz, gx + H + j);
-            store(s.dn, gx + 2 * H + j);
-            store(s.dr, gh + j);
-            store(s.dz, gh + H + j);
-            store(s.dnr, gh + 2 * H + j);
-            store(V(load<V>(dbx + j) + s.dr), dbx + j);
-            store(V(load<V>(dbx + H + j) + s.dz), dbx + H + j);
-            store(V(load<V>(dbx + 2 * H + j) + s.dn), dbx + 2 * H + j);
-            store(V(load<V>(dbh + j) + s.dr), dbh + j);
-            store(V(load<V>(dbh + H + j) + s.dz), dbh + H + j);
-            store(V(load<V>(dbh + 2 * H + j) + s.dnr), dbh + 2 * H + j);
-            store(s.dhp, kr + j);
-        });
+        store(s.dhp, carry + k);
+    }
+    template <class V>
+    XGRAD_HD XGRAD_INLINE void padded(std::size_t b, std::size_t j) const {
+        const std::size_t G = 3 * H, k = b * H + j;
+        zero_blocks<V, 3>(dgx + b * G + j, H);
+        zero_blocks<V, 3>(dgh + b * G + j, H);
+        store(load<V>(dh + k), carry + k);
+    }
+};
+
+/// The CPU's driver of one step: rows [0, B), n units of each, SIMD batches along the units.
+template <class Step>
+void rnn_step_rows(const Step s, std::size_t B, std::size_t n, rnn_step_at at) {
+    using T = typename Step::value_type;
+    for (std::size_t b = 0; b < B; ++b) {
+        if (at.padded(b))
+            simd_for<T>(n, [&]<class V>(std::size_t j) { s.template padded<V>(b, j); });
+        else
+            simd_for<T>(n, [&]<class V>(std::size_t j) { s.template valid<V>(b, j); });
     }
 }
 
@@ -342,10 +376,12 @@ rnn_dir_saved<T> rnn_dir_forward(const rnn_spec& s, std::size_t Tn, std::size_t 
             T* yt = y + t * B * ldy + u0;
             if (lstm) {
                 const T* cp = k == 0 ? c0 : sv.cs.data() + (reverse ? t + 1 : t - 1) * BH;
-                lstm_forward_pass<T>(B, H, n, len, t, xt, hg.data() + u0, hp + u0, cp + u0, act,
-                                     sv.cs.data() + t * BH + u0, hnext + u0, yt, ldy);
+                rnn_step_rows(lstm_forward_step<T>{H, ldy, xt, hg.data() + u0, hp + u0, cp + u0, act,
+                                                   sv.cs.data() + t * BH + u0, hnext + u0, yt},
+                              B, n, {len, t});
             } else {
-                gru_forward_pass<T>(B, H, n, len, t, xt, hg.data() + u0, b_hh + u0, hp + u0, act, hnext + u0, yt, ldy);
+                rnn_step_rows(gru_forward_step<T>{H, ldy, xt, hg.data() + u0, b_hh + u0, hp + u0, act, hnext + u0, yt},
+                              B, n, {len, t});
             }
         }
     });
@@ -395,12 +431,15 @@ void rnn_dir_backward(const rnn_spec& s, std::size_t Tn, std::size_t B, std::siz
                 const T* act = sv.act.data() + t * B * 4 * H + u0;
                 if (lstm) {
                     const T* cp = first ? sv.c0.data() : sv.cs.data() + (reverse ? t + 1 : t - 1) * BH;
-                    lstm_backward_pass<T>(B, H, n, len, t, act, cp + u0, sv.cs.data() + t * BH + u0, dh + u0, dyt, ldy,
-                                          dc.data() + u0, dgx.data() + t * B * G + u0, dbx.data() + u0, carry + u0);
+                    rnn_step_rows(lstm_backward_step<T>{H, ldy, act, cp + u0, sv.cs.data() + t * BH + u0, dh + u0, dyt,
+                                                        dc.data() + u0, dgx.data() + t * B * G + u0, dbx.data() + u0,
+                                                        carry + u0},
+                                  B, n, {len, t});
                 } else {
-                    gru_backward_pass<T>(B, H, n, len, t, act, sv.hp.data() + t * BH + u0, dh + u0, dyt, ldy,
-                                         dgx.data() + t * B * G + u0, dgh.data() + t * B * G + u0, dbx.data() + u0,
-                                         dbh.data() + u0, carry + u0);
+                    rnn_step_rows(gru_backward_step<T>{H, ldy, act, sv.hp.data() + t * BH + u0, dh + u0, dyt,
+                                                       dgx.data() + t * B * G + u0, dgh.data() + t * B * G + u0,
+                                                       dbx.data() + u0, dbh.data() + u0, carry + u0},
+                                  B, n, {len, t});
                 }
             }
             team.barrier();  // dG_t is complete

@@ -7,8 +7,10 @@
 //   backward: per step ONE kernel (all gate derivatives, dc_{t-1}, the direct part of dh_{t-1})
 //             and one GEMM dG_t W_hh; then dW_ih, dW_hh, dX (three GEMMs over all steps) and
 //             one kernel per bias (each column summed over the rows in order, as on the CPU).
-// The gate formulas are ops/rnn.hpp's lstm_gate_forward/backward and gru_gate_forward/backward,
-// which the CPU's SIMD passes call too. GEMMs are blas.hpp's (cuBLAS on CUDA).
+// Each step's element (the gate formulas of ops/rnn.hpp's lstm_gate_forward/backward and
+// gru_gate_forward/backward, and what a padded row does) is ops/rnn.hpp's step struct
+// (lstm_forward_step, ...), which the CPU's SIMD driver runs too: this file has only the
+// driver. GEMMs are blas.hpp's (cuBLAS on CUDA).
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -78,122 +80,19 @@ struct add_column_sums_kernel {
     }
 };
 
-/// Where element k of a {B, H} step lives, and whether its row is padding at step t.
-struct rnn_step {
-    const std::int64_t* len;  // null: every row valid
-    std::size_t t, H, ldy;
-    XGRAD_HD bool padded(std::size_t b) const { return len && static_cast<std::int64_t>(t) >= len[b]; }
-};
-
-/// One LSTM step forward, element k = (b, j): lstm_forward_pass of ops/rnn.hpp.
-template <class T>
-struct lstm_step_forward {
-    rnn_step s;
-    const T *xg, *hg, *hp, *cp;
-    T *act, *c, *h, *y;
+/// One step of a cell (lstm_forward_step, ... of ops/rnn.hpp) on a device: position k is the
+/// element (b, j) of {B, H}, padded or valid as on the CPU's rnn_step_rows.
+template <class Step>
+struct rnn_step_kernel {
+    Step s;
+    rnn_step_at at;
     XGRAD_HD void operator()(std::ptrdiff_t k) const {
-        const std::size_t H = s.H, b = static_cast<std::size_t>(k) / H, j = static_cast<std::size_t>(k) - b * H;
-        T* yr = y + b * s.ldy;
-        if (s.padded(b)) {
-            h[k] = hp[k];
-            c[k] = cp[k];
-            yr[j] = T(0);
-            return;
-        }
-        const T *xr = xg + b * 4 * H, *hr = hg + b * 4 * H;
-        const auto g = lstm_gate_forward<T>(T(xr[j] + hr[j]), T(xr[H + j] + hr[H + j]), T(xr[2 * H + j] + hr[2 * H + j]),
-                                            T(xr[3 * H + j] + hr[3 * H + j]), cp[k]);
-        T* ar = act + b * 4 * H;
-        ar[j] = g.i;
-        ar[H + j] = g.f;
-        ar[2 * H + j] = g.g;
-        ar[3 * H + j] = g.o;
-        c[k] = g.c;
-        h[k] = g.h;
-        yr[j] = g.h;
-    }
-};
-
-/// One LSTM step backward, element k: lstm_backward_pass of ops/rnn.hpp.
-template <class T>
-struct lstm_step_backward {
-    rnn_step s;
-    const T *act, *cp, *c, *dh, *dy;
-    T *dc, *dg, *carry;
-    XGRAD_HD void operator()(std::ptrdiff_t k) const {
-        const std::size_t H = s.H, b = static_cast<std::size_t>(k) / H, j = static_cast<std::size_t>(k) - b * H;
-        T* dgr = dg + b * 4 * H;
-        if (s.padded(b)) {
-            dgr[j] = dgr[H + j] = dgr[2 * H + j] = dgr[3 * H + j] = T(0);
-            carry[k] = dh[k];
-            return;
-        }
-        T d = dh[k];
-        if (dy) d += dy[b * s.ldy + j];
-        const T* ar = act + b * 4 * H;
-        const auto g = lstm_gate_backward<T>(ar[j], ar[H + j], ar[2 * H + j], ar[3 * H + j], c[k], cp[k], d, dc[k]);
-        dgr[j] = g.di;
-        dgr[H + j] = g.df;
-        dgr[2 * H + j] = g.dg;
-        dgr[3 * H + j] = g.dout;
-        dc[k] = g.dcp;
-        carry[k] = T(0);
-    }
-};
-
-/// One GRU step forward, element k: gru_forward_pass of ops/rnn.hpp.
-template <class T>
-struct gru_step_forward {
-    rnn_step s;
-    const T *xg, *hg, *bhh, *hp;
-    T *act, *h, *y;
-    XGRAD_HD void operator()(std::ptrdiff_t k) const {
-        const std::size_t H = s.H, b = static_cast<std::size_t>(k) / H, j = static_cast<std::size_t>(k) - b * H;
-        T* yr = y + b * s.ldy;
-        if (s.padded(b)) {
-            h[k] = hp[k];
-            yr[j] = T(0);
-            return;
-        }
-        const T *xr = xg + b * 3 * H, *hr = hg + b * 3 * H;
-        const auto g = gru_gate_forward<T>(T(xr[j] + hr[j] + bhh[j]), T(xr[H + j] + hr[H + j] + bhh[H + j]), xr[2 * H + j],
-                                           T(hr[2 * H + j] + bhh[2 * H + j]), hp[k]);
-        T* ar = act + b * 4 * H;
-        ar[j] = g.r;
-        ar[H + j] = g.z;
-        ar[2 * H + j] = g.n;
-        ar[3 * H + j] = g.m;
-        h[k] = g.h;
-        yr[j] = g.h;
-    }
-};
-
-/// One GRU step backward, element k: gru_backward_pass of ops/rnn.hpp.
-template <class T>
-struct gru_step_backward {
-    rnn_step s;
-    const T *act, *hp, *dh, *dy;
-    T *dgx, *dgh, *carry;
-    XGRAD_HD void operator()(std::ptrdiff_t k) const {
-        const std::size_t H = s.H, b = static_cast<std::size_t>(k) / H, j = static_cast<std::size_t>(k) - b * H;
-        T *gx = dgx + b * 3 * H, *gh = dgh + b * 3 * H;
-        if (s.padded(b)) {
-            gx[j] = gx[H + j] = gx[2 * H + j] = T(0);
-            gh[j] = gh[H + j] = gh[2 * H + j] = T(0);
-            carry[k] = dh[k];
-            return;
-        }
-        T d = dh[k];
-        if (dy) d += dy[b * s.ldy + j];
-        const T* ar = act + b * 4 * H;
-        const auto g = gru_gate_backward<T>(ar[j], ar[H + j], ar[2 * H + j], ar[3 * H + j], hp[k], d);
-        gx[j] = g.dr;
-        gx[H + j] = g.dz;
-        gx[2 * H + j] = g.dn;
-        gh[j] = g.dr;
-        gh[H + j] = g.dz;
-        gh[2 * H + j] = g.dnr;
-        carry[k] = g.dhp;
+        using T = typename Step::value_type;
+        const std::size_t b = static_cast<std::size_t>(k) / s.H, j = static_cast<std::size_t>(k) - b * s.H;
+        if (at.padded(b))
+            s.template padded<T>(b, j);
+        else
+            s.template valid<T>(b, j);
     }
 };
 
@@ -279,14 +178,18 @@ struct rnn_device_core {
             T* hnext = k + 1 == Tn ? hn : sv.hp.data() + (reverse ? t - 1 : t + 1) * BH;
             device_gemm<D, T>(spec.name(), false, true, B, G, H_, T(1), hp, H_, w_hh, H_, T(0), hg.data(), G);
             T* act = sv.act.data() + t * B * 4 * H_;
-            const rnn_step st{len(), t, H_, ldy};
+            const rnn_step_at at{len(), t};
             if (lstm) {
                 const T* cp = k == 0 ? c0p : sv.cs.data() + (reverse ? t + 1 : t - 1) * BH;
-                for_each_index<D>(BH, lstm_step_forward<T>{st, xg.data() + t * B * G, hg.data(), hp, cp, act,
-                                                           sv.cs.data() + t * BH, hnext, y + t * B * ldy});
+                using step = lstm_forward_step<T>;
+                for_each_index<D>(BH, rnn_step_kernel<step>{step{H_, ldy, xg.data() + t * B * G, hg.data(), hp, cp, act,
+                                                                 sv.cs.data() + t * BH, hnext, y + t * B * ldy},
+                                                            at});
             } else {
-                for_each_index<D>(BH, gru_step_forward<T>{st, xg.data() + t * B * G, hg.data(), b_hh, hp, act, hnext,
-                                                          y + t * B * ldy});
+                using step = gru_forward_step<T>;
+                for_each_index<D>(BH, rnn_step_kernel<step>{step{H_, ldy, xg.data() + t * B * G, hg.data(), b_hh, hp, act,
+                                                                 hnext, y + t * B * ldy},
+                                                            at});
             }
         }
         if (lstm) copy_on<D>(sv.cs.data() + (reverse ? 0 : Tn - 1) * BH, cn, BH);
@@ -308,14 +211,20 @@ struct rnn_device_core {
             const std::size_t t = reverse ? k : Tn - 1 - k;
             const T* dyt = dy ? dy + t * B * ldy : nullptr;
             const T* act = sv.act.data() + t * B * 4 * H_;
-            const rnn_step st{len(), t, H_, ldy};
+            const rnn_step_at at{len(), t};
+            // the bias gradients are summed afterwards (db null), column by column
             if (lstm) {
                 const T* cp = k + 1 == Tn ? sv.c0.data() : sv.cs.data() + (reverse ? t + 1 : t - 1) * BH;
-                for_each_index<D>(BH, lstm_step_backward<T>{st, act, cp, sv.cs.data() + t * BH, dh.data(), dyt, dc.data(),
-                                                            dgx.data() + t * B * G, carry.data()});
+                using step = lstm_backward_step<T>;
+                for_each_index<D>(BH, rnn_step_kernel<step>{step{H_, ldy, act, cp, sv.cs.data() + t * BH, dh.data(), dyt,
+                                                                 dc.data(), dgx.data() + t * B * G, nullptr, carry.data()},
+                                                            at});
             } else {
-                for_each_index<D>(BH, gru_step_backward<T>{st, act, sv.hp.data() + t * BH, dh.data(), dyt,
-                                                           dgx.data() + t * B * G, dgh.data() + t * B * G, carry.data()});
+                using step = gru_backward_step<T>;
+                for_each_index<D>(BH, rnn_step_kernel<step>{step{H_, ldy, act, sv.hp.data() + t * BH, dh.data(), dyt,
+                                                                 dgx.data() + t * B * G, dgh.data() + t * B * G, nullptr,
+                                                                 nullptr, carry.data()},
+                                                            at});
             }
             device_gemm<D, T>(spec.name(), false, false, B, H_, G, T(1), dgh.data() + t * B * G, G, w_hh, H_, T(1),
                               carry.data(), H_);
