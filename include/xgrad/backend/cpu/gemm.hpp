@@ -286,10 +286,13 @@ void pack_b(const T* b, std::size_t ldb, bool tb, std::size_t k0, std::size_t kc
 /// The register-blocked core of the micro-kernels: acc[r][v] = sum over k < kc of
 /// a_at(r, k) * (vector v of step k of the packed panel b, NV vectors per step). a_at reads
 /// A's element of tile row r at step k, so a packed (k-major) A and an A read in place share it.
-template <class T, std::size_t MR, std::size_t NV, class AAt>
+/// NR is the width of a packed B step (NV vectors, or more: a narrow tile reads the first
+/// NV vectors of a wider panel).
+template <class T, std::size_t MR, std::size_t NV, class AAt, std::size_t NR = NV * simd_t<T>::size>
 XGRAD_INLINE void tile_product(std::size_t kc, const AAt& a_at, const T* b, simd_t<T> (&acc)[MR][NV]) {
     using B = simd_t<T>;
-    constexpr std::size_t W = B::size, NR = NV * W;
+    constexpr std::size_t W = B::size;
+    static_assert(NR >= NV * W, "tile_product: the packed step is narrower than the tile");
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < MR; ++r)
 #pragma GCC unroll 4
@@ -329,13 +332,25 @@ XGRAD_INLINE void micro_kernel(std::size_t kc, const T* a, const T* b, T* c,
         }
 }
 
-/// A partial tile at the edge of C: full micro-kernel into a scratch tile, then the valid part.
+/// A partial tile at the edge of C: the micro-kernel into a scratch tile, then the valid part.
+/// A tile at most one SIMD vector wide (784 = 24 * 32 + 16 columns; 10 classes) multiplies
+/// only the first vector of each packed step: half the work of the full-width kernel.
 template <class T>
 void edge_kernel(std::size_t kc, const T* a, const T* b, T* c, std::size_t ldc, std::size_t mr, std::size_t nr,
                  T alpha, T beta) {
     using blk = gemm_blocking<T>;
-    alignas(alignment) T tile[blk::MR * blk::NR];
-    micro_kernel<T>(kc, a, b, tile, blk::NR, T(1), T(0));
+    constexpr std::size_t MR = blk::MR, NR = blk::NR, W = blk::W;
+    alignas(alignment) T tile[MR * NR];
+    if (nr <= W) {
+        using V = simd_t<T>;
+        V acc[MR][1];
+        const auto a_at = [a](std::size_t r, std::size_t k) { return a[k * MR + r]; };
+        tile_product<T, MR, 1, decltype(a_at), NR>(kc, a_at, b, acc);
+#pragma GCC unroll 16
+        for (std::size_t r = 0; r < MR; ++r) acc[r][0].store_aligned(tile + r * NR);
+    } else {
+        micro_kernel<T>(kc, a, b, tile, NR, T(1), T(0));
+    }
     for (std::size_t r = 0; r < mr; ++r)
         for (std::size_t j = 0; j < nr; ++j) {
             T& dst = c[r * ldc + j];
