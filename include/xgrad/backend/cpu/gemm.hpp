@@ -408,7 +408,9 @@ void builtin_gemm_block(bool ta, bool tb, std::size_t m0, std::size_t m1, std::s
 /// Splits C (M x N, K deep) into one slab per thread and runs slab(m0, m1, n0, n1) for each on
 /// xgrad's pool; slab edges fall on multiples of unit_m rows or unit_n columns, as near the
 /// even split as they can (784 columns in units of 32 split 384 + 400, not 416 + 368).
-/// Products under ~20 us of work stay on the calling thread: waking a worker costs more.
+/// Products under 0.5 MFLOP stay on the calling thread. A region costs about 1 us (the
+/// workers spin between the regions of a step), and the narrow products of a small layer run
+/// far below peak (256 x 10 x 128 takes ~20 us on one thread), so halving them pays.
 ///
 /// Which side is split: each thread packs all of the operand the split does not cut, so the
 /// longer side of C is split and the smaller operand is the one packed twice. On a tie, a
