@@ -75,9 +75,11 @@ BOOST_AUTO_TEST_CASE(gemm_kernels_match_naive_product) {
     dense_test::settings_guard guard;
     rng g(11);
     // sizes straddle the built-in GEMM's register and cache blocks (MR 8, MC 96, KC 256)
-    // {100, 70, 300} and {20, 300, 400} are split over 2 threads along M and along N
+    // {100, 70, 300} and {20, 300, 400} are split over 2 threads along M and along N; {48, 48, 300}
+    // is a tie (split along N when B is transposed); {40, 80, 100} and {9, 97, 513} end in a
+    // panel at most one SIMD vector wide (the narrow edge kernel), on one thread and on two
     const std::size_t sizes[][3] = {{1, 1, 1}, {7, 33, 5}, {100, 70, 300}, {9, 97, 513}, {131, 17, 20}, {4, 6, 0},
-                                    {20, 300, 400}};
+                                    {20, 300, 400}, {48, 48, 300}, {40, 80, 100}};
     for (auto be : dense_test::gemm_backends())
         for (std::size_t threads : {1, 2}) {
             set_gemm_backend(be);
@@ -228,7 +230,8 @@ BOOST_AUTO_TEST_CASE(fused_equals_unfused) {
 BOOST_AUTO_TEST_CASE(threads_give_the_same_result) {
     dense_test::settings_guard guard;
     rng g(5);
-    auto x = param(randn<double>({300, 70}, g)), W = param(randn<double>({50, 70}, g)), b = param(randn<double>({50}, g));
+    // 400 x 50 outputs: the epilogue's backward (act' and the bias sums) is split as well
+    auto x = param(randn<double>({400, 70}, g)), W = param(randn<double>({50, 70}, g)), b = param(randn<double>({50}, g));
     for (auto be : dense_test::gemm_backends()) {
         set_gemm_backend(be);
         tensor<double> y[2], gx[2], gW[2], gb[2];

@@ -286,10 +286,13 @@ void pack_b(const T* b, std::size_t ldb, bool tb, std::size_t k0, std::size_t kc
 /// The register-blocked core of the micro-kernels: acc[r][v] = sum over k < kc of
 /// a_at(r, k) * (vector v of step k of the packed panel b, NV vectors per step). a_at reads
 /// A's element of tile row r at step k, so a packed (k-major) A and an A read in place share it.
-template <class T, std::size_t MR, std::size_t NV, class AAt>
+/// NR is the width of a packed B step (NV vectors, or more: a narrow tile reads the first
+/// NV vectors of a wider panel).
+template <class T, std::size_t MR, std::size_t NV, class AAt, std::size_t NR = NV * simd_t<T>::size>
 XGRAD_INLINE void tile_product(std::size_t kc, const AAt& a_at, const T* b, simd_t<T> (&acc)[MR][NV]) {
     using B = simd_t<T>;
-    constexpr std::size_t W = B::size, NR = NV * W;
+    constexpr std::size_t W = B::size;
+    static_assert(NR >= NV * W, "tile_product: the packed step is narrower than the tile");
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < MR; ++r)
 #pragma GCC unroll 4
@@ -329,13 +332,25 @@ XGRAD_INLINE void micro_kernel(std::size_t kc, const T* a, const T* b, T* c,
         }
 }
 
-/// A partial tile at the edge of C: full micro-kernel into a scratch tile, then the valid part.
+/// A partial tile at the edge of C: the micro-kernel into a scratch tile, then the valid part.
+/// A tile at most one SIMD vector wide (784 = 24 * 32 + 16 columns; 10 classes) multiplies
+/// only the first vector of each packed step: half the work of the full-width kernel.
 template <class T>
 void edge_kernel(std::size_t kc, const T* a, const T* b, T* c, std::size_t ldc, std::size_t mr, std::size_t nr,
                  T alpha, T beta) {
     using blk = gemm_blocking<T>;
-    alignas(alignment) T tile[blk::MR * blk::NR];
-    micro_kernel<T>(kc, a, b, tile, blk::NR, T(1), T(0));
+    constexpr std::size_t MR = blk::MR, NR = blk::NR, W = blk::W;
+    alignas(alignment) T tile[MR * NR];
+    if (nr <= W) {
+        using V = simd_t<T>;
+        V acc[MR][1];
+        const auto a_at = [a](std::size_t r, std::size_t k) { return a[k * MR + r]; };
+        tile_product<T, MR, 1, decltype(a_at), NR>(kc, a_at, b, acc);
+#pragma GCC unroll 16
+        for (std::size_t r = 0; r < MR; ++r) acc[r][0].store_aligned(tile + r * NR);
+    } else {
+        micro_kernel<T>(kc, a, b, tile, NR, T(1), T(0));
+    }
     for (std::size_t r = 0; r < mr; ++r)
         for (std::size_t j = 0; j < nr; ++j) {
             T& dst = c[r * ldc + j];
@@ -390,24 +405,41 @@ void builtin_gemm_block(bool ta, bool tb, std::size_t m0, std::size_t m1, std::s
     }
 }
 
-/// Splits C (M x N, K deep) into one slab per thread along its longer side, in multiples of
-/// unit_m rows or unit_n columns, and runs slab(m0, m1, n0, n1) for each on xgrad's pool.
-/// Products under ~20 us of work stay on the calling thread: waking a worker costs more.
+/// Splits C (M x N, K deep) into one slab per thread and runs slab(m0, m1, n0, n1) for each on
+/// xgrad's pool; slab edges fall on multiples of unit_m rows or unit_n columns, as near the
+/// even split as they can (784 columns in units of 32 split 384 + 400, not 416 + 368).
+/// Products under 0.5 MFLOP stay on the calling thread. A region costs about 1 us (the
+/// workers spin between the regions of a step), and the narrow products of a small layer run
+/// far below peak (256 x 10 x 128 takes ~20 us on one thread), so halving them pays.
+///
+/// Which side is split: each thread packs all of the operand the split does not cut, so the
+/// longer side of C is split and the smaller operand is the one packed twice. On a tie, a
+/// transposed B (`b_is_weight`, set by gemm for every op(B) = B^T, above all linear's
+/// {N, K} weight in y = x W^T) is cut by rows: each core then reads only its own rows of it. Split the other way, both cores read (and
+/// cache) all of it, and the optimizer's update, which splits the weight by rows as well, has
+/// to take every line it writes back from the other core's cache first (measured: the SGD
+/// update of a 256 x 784 weight at 2 threads, 125 -> 35 us).
 template <class F>
 void gemm_slabs(std::size_t M, std::size_t N, std::size_t K, std::size_t nt, std::size_t unit_m, std::size_t unit_n,
-                const F& slab) {
+                const F& slab, bool b_is_weight = false) {
     const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-    if (flops < 4e6) nt = 1;
-    const bool split_m = M >= N;
+    if (flops < 5e5) nt = 1;
+    const bool split_m = b_is_weight ? M > N : M >= N;
     const std::size_t unit = split_m ? unit_m : unit_n, extent = split_m ? M : N;
-    nt = std::max<std::size_t>(1, std::min(nt, (extent + unit - 1) / unit));
+    const std::size_t units = (extent + unit - 1) / unit;
+    nt = std::max<std::size_t>(1, std::min(nt, units));
     if (nt == 1) {
         slab(std::size_t{0}, M, std::size_t{0}, N);
         return;
     }
-    const std::size_t per = ((extent + nt - 1) / nt + unit - 1) / unit * unit;
+    // slab t starts at the unit nearest to t/nt of the extent
+    auto edge = [&](std::size_t t) {
+        if (t >= nt) return extent;
+        const std::size_t u = (2 * t * extent / nt + unit) / (2 * unit);
+        return std::min(extent, u * unit);
+    };
     parallel_run(nt, [&](std::size_t t) {
-        const std::size_t lo = std::min(extent, t * per), hi = std::min(extent, (t + 1) * per);
+        const std::size_t lo = edge(t), hi = edge(t + 1);
         if (lo >= hi) return;
         if (split_m)
             slab(lo, hi, std::size_t{0}, N);
@@ -424,7 +456,8 @@ void builtin_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
     gemm_slabs(M, N, K, nt, gemm_blocking<T>::MR, gemm_blocking<T>::NR,
                [&](std::size_t m0, std::size_t m1, std::size_t n0, std::size_t n1) {
                    builtin_gemm_block(ta, tb, m0, m1, n0, n1, K, alpha, a, lda, b, ldb, beta, c, ldc, epi);
-               });
+               },
+               tb);
 }
 XGRAD_INSTANCE(void builtin_gemm<float>(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*,
                                          std::size_t, const float*, std::size_t, float, float*, std::size_t,
@@ -468,7 +501,7 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
         gemm_slabs(M, N, K, nt, 16, 16, [&](std::size_t m0, std::size_t m1, std::size_t n0, std::size_t n1) {
             blas_gemm_slab<T>(trans_a, trans_b, m0, m1, n0, n1, K, alpha, a, lda, b, ldb, beta, c, ldc);
             if constexpr (!std::is_same_v<Epi, no_epilogue>) e(m0, m1, n0, n1);
-        });
+        }, trans_b);
         return;
     }
 #endif

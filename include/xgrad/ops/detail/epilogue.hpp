@@ -135,7 +135,8 @@ void epilogue_backward(const T* g, const T* y, const T* pre, T* dz, std::size_t 
                        const bias_layout& L, T* db, std::size_t nbias) {
     using B = simd_t<T>;
     constexpr std::size_t W = B::size;
-    const std::size_t nt = std::max<std::size_t>(1, std::min(num_threads(), rows * cols / (std::size_t{1} << 15)));
+    // split from 2^14 outputs (~8 us on one thread: act', the bias sums and a dz row each)
+    const std::size_t nt = std::max<std::size_t>(1, std::min(num_threads(), rows * cols / (std::size_t{1} << 14)));
     std::vector<std::vector<T>> part(db ? nt : 0, std::vector<T>(nbias, T(0)));  // per-thread bias sums
     const std::size_t per = (rows + nt - 1) / nt;
     auto work = [&](std::size_t t) {

@@ -55,6 +55,40 @@ struct contiguous_line {
     }
 };
 
+/// n < W contiguous values read as one SIMD batch of W lanes (the CPU's short lines: 10
+/// classes on 16 lanes), instead of n scalar steps. The line must sit in a buffer of at least
+/// W values (each() writes all W lanes); lanes past n are left out of max and sums.
+template <class T>
+struct short_line {
+    using B = simd_t<T>;
+    static constexpr std::size_t W = B::size;
+    std::size_t n;
+    XGRAD_INLINE std::size_t at(std::size_t i) const { return i; }
+    XGRAD_INLINE auto valid() const {
+        alignas(alignment) T lane[W];
+        for (std::size_t l = 0; l < W; ++l) lane[l] = T(l);
+        return B::load_aligned(lane) < B(T(n));
+    }
+    template <class F>
+    XGRAD_INLINE T max(F&& f) const {
+        return vm::hmax(vm::select(valid(), B(f.template operator()<B>(0)), B(-std::numeric_limits<T>::infinity())));
+    }
+    template <class F>
+    XGRAD_INLINE T sum(F&& f) const {
+        return vm::hsum(vm::select(valid(), B(f.template operator()<B>(0)), B(T(0))));
+    }
+    template <class F>
+    XGRAD_INLINE std::pair<T, T> sum2(F&& f) const {
+        const auto [x, y] = f.template operator()<B>(0);
+        const auto m = valid();
+        return {vm::hsum(vm::select(m, B(x), B(T(0)))), vm::hsum(vm::select(m, B(y), B(T(0))))};
+    }
+    template <class F>
+    XGRAD_INLINE void each(F&& f) const {
+        f.template operator()<B>(0);
+    }
+};
+
 /// n values with stride s, read V-wide: V = T is one line (a device thread), a SIMD batch is
 /// V::size neighbouring lines at once (the CPU's lines along a non-last axis). Each lane sums
 /// its line in order.
