@@ -64,7 +64,7 @@ public:
         auto w = xgrad::param(tensor<T>::uninitialized({3 * embed_dim, embed_dim}));
         auto b = xgrad::param(zeros<T>({3 * embed_dim}));
         init::xavier_uniform(w, gen);
-        if (o.bias) init::constant(out_proj.bias, 0.0);
+        if (o.bias) out_proj.bias.value().fill(T(0));
         else b.requires_grad(false);
         in_proj_weight = xgrad::to<Device>(w);
         in_proj_bias = xgrad::to<Device>(b);
