@@ -1,6 +1,7 @@
 // The device suite of the line and window barrier ops: pooling, softmax/log_softmax, the
-// class losses, dropout, batch_norm/layer_norm, embedding, the LSTM/GRU stacks and cells, and
-// attention (masked_softmax, multihead_attention). Each check builds the same op
+// class losses, dropout, batch_norm/layer_norm, embedding, the LSTM/GRU stacks and cells,
+// attention (masked_softmax, multihead_attention) and the attention layers (multi-head
+// attention, transformer encoder layer, positional embeddings). Each check builds the same op
 // on a reference device and on the device under test and compares the values and every
 // gradient to float32 tolerance; dropout, whose device mask is not the CPU's, is checked by
 // its properties. Included by test_thrust_nn.cpp (reference: the CPU backend; every check on
@@ -12,6 +13,7 @@
 //   nn_suite::subset     devices that run the core checks
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include <xgrad/device.hpp>
+#include <xgrad/nn/attention.hpp>
 
 #include "device_test_support.hpp"
 
@@ -684,6 +687,244 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(multihead_attention_separate_inputs_and_dropout, D
     BOOST_CHECK_THROW(xgrad::multihead_attention(x, k, k, 5, o), xgrad::shape_error);  // 12 % 5
     o.mask = xgrad::attention_mask::key_padding(padding(Sk + 1, {1, 3}));
     BOOST_CHECK_THROW(xgrad::multihead_attention(x, k, k, heads, o), xgrad::shape_error);
+}
+
+// --- attention layers ------------------------------------------------------------------------
+
+namespace nn_suite {
+
+/// sinusoidal + learned positions -> transformer encoder layer -> a linear head on every
+/// position: every attention layer in one model, so one instantiation per (T, Act, device).
+template <class T, class Act, class Dv>
+struct tiny_encoder {
+    using value_type = T;
+    using device_type = Dv;
+    xgrad::nn::sinusoidal_positional_encoding<T, Dv> sin_pos;
+    xgrad::nn::learned_positional_embedding<T, Dv> pos;
+    xgrad::nn::transformer_encoder_layer<T, Act, Dv> enc;
+    xgrad::nn::linear<T, Dv> head;
+
+    tiny_encoder(const xgrad::nn::transformer_encoder_layer_options& o, xgrad::rng& gen)
+        : sin_pos(6, 8), pos(6, 8, gen), enc(8, 2, o, gen), head(8, 3, {}, gen) {}
+    /// The model on Dv, each layer moved with xgrad::to<Dv>.
+    template <class From>
+    explicit tiny_encoder(const tiny_encoder<T, Act, From>& o)
+        : sin_pos(xgrad::to<Dv>(o.sin_pos)), pos(xgrad::to<Dv>(o.pos)), enc(xgrad::to<Dv>(o.enc)), head(xgrad::to<Dv>(o.head)) {}
+
+    template <class X>
+    auto forward(X&& x, const xgrad::attention_mask& m) {
+        return head.forward(enc.forward(pos.forward(sin_pos.forward(std::forward<X>(x))), m));
+    }
+    XGRAD_MODULE(pos, enc, head)
+};
+
+/// Every parameter of a host model set to random values (PyTorch's zero biases and unit
+/// gammas would hide mistakes in their paths).
+template <class M>
+void randomize(M& model, std::uint64_t seed) {
+    for (auto& [name, p] : xgrad::nn::named_parameters(model)) {
+        using T = typename std::remove_cvref_t<decltype(p.value())>::value_type;
+        p.value().assign(data<T>(p.shape(), ++seed, -0.7, 0.7));
+    }
+}
+
+/// {name, values}: the model's output for input xh (a parameter on the model's device), then,
+/// from backward with a pseudo-random upstream gradient, the input's gradient and every
+/// parameter's.
+template <class M, class T, class... A>
+std::vector<std::pair<std::string, std::vector<T>>> layer_results(M& model, const xgrad::tensor<T>& xh, const A&... a) {
+    using Dv = typename M::device_type;
+    auto x = xgrad::param(xgrad::to<Dv>(xh));
+    auto out = model.forward(x, a...);
+    const auto y = xgrad::eval(out);
+    std::vector<std::pair<std::string, std::vector<T>>> r{{"output", host(y)}};
+    xgrad::backward(out, xgrad::to<Dv>(data<T>(y.shape(), 77, 0.5, 1.5)));
+    r.emplace_back("input gradient", host(x.grad()));
+    for (auto& [name, p] : xgrad::nn::named_parameters(model)) r.emplace_back(name + " gradient", host(p.grad()));
+    return r;
+}
+
+template <class T>
+void expect_results_close(const std::vector<std::pair<std::string, std::vector<T>>>& got,
+                          const std::vector<std::pair<std::string, std::vector<T>>>& want, const std::string& what,
+                          double rt = rtol<T>, double at = atol<T>) {
+    BOOST_TEST_REQUIRE(got.size() == want.size());
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        BOOST_TEST(got[i].first == want[i].first);
+        expect_close(got[i].second, want[i].second, what + ": " + got[i].first, rt, at);
+    }
+}
+
+}  // namespace nn_suite
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(transformer_encoder_layers_match_the_reference, D, nn_suite::full) {
+    using namespace nn_suite;
+    namespace nn = xgrad::nn;
+    const std::size_t B = 3, S = 5;
+    // item 2 sees 1 key; with the causal mask its later queries see only that one
+    const auto mask = xgrad::attention_mask::key_padding(padding(S, {0, 2, 4}), true);
+    auto check = [&]<class T, class Act>(T, Act, bool norm_first, bool batch_first, std::uint64_t seed) {
+        const std::string what = std::string("encoder ") + (std::is_same_v<Act, xgrad::activation::gelu_t> ? "gelu" : "relu") +
+                                 (norm_first ? " norm_first" : " post-norm") + (batch_first ? "" : " seq-first") +
+                                 (std::is_same_v<T, double> ? " double" : " float");
+        xgrad::rng gen(seed);
+        const nn::transformer_encoder_layer_options o{
+            .dim_feedforward = 12, .dropout = 0, .batch_first = batch_first, .norm_first = norm_first};
+        tiny_encoder<T, Act, cpu> model(o, gen);
+        randomize(model, seed);
+        nn::train(model);  // dropout 0: the barrier dropout is the identity, the attention's too
+        // the reference moved with to<>, the device model built with other weights and filled
+        // with copy_state
+        tiny_encoder<T, Act, reference> ref(model);
+        tiny_encoder<T, Act, D> dev(o, gen);
+        nn::copy_state(dev, model);
+        const auto xh = data<T>(batch_first ? shape_t{B, S, 8} : shape_t{S, B, 8}, seed + 100);
+        expect_results_close(layer_results(dev, xh, mask), layer_results(ref, xh, mask), what);
+    };
+    check(float{}, xgrad::activation::relu, false, true, 2200);
+    check(float{}, xgrad::activation::relu, true, false, 2210);
+    check(double{}, xgrad::activation::gelu, true, true, 2220);
+    check(double{}, xgrad::activation::gelu, false, false, 2230);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(multihead_attention_layer_over_query_key_value_matches_the_reference, D, nn_suite::full) {
+    using namespace nn_suite;
+    namespace nn = xgrad::nn;
+    // separate q, k, v (the in-projection's bands narrowed on the device); attention dropout
+    // in training: the device draws the CPU's mask from the layer's generator
+    const std::size_t B = 2, Sq = 3, Sk = 6, E = 12;
+    const auto mask = xgrad::attention_mask::key_padding(padding(Sk, {1, 3}));
+    const auto qh = data({B, Sq, E}, 2300), kh = data({B, Sk, E}, 2301), vh = data({B, Sk, E}, 2302);
+    auto run = [&]<class M>(M model) {
+        using Dv = typename M::device_type;
+        auto q = xgrad::param(xgrad::to<Dv>(qh));
+        auto k = xgrad::param(xgrad::to<Dv>(kh));
+        auto v = xgrad::param(xgrad::to<Dv>(vh));
+        auto out = model.forward(q, k, v, mask);
+        std::vector<std::pair<std::string, std::vector<float>>> r{{"output", host(xgrad::eval(out))}};
+        xgrad::backward(out, xgrad::to<Dv>(data({B, Sq, E}, 2303, 0.5, 1.5)));
+        r.emplace_back("query gradient", host(q.grad()));
+        r.emplace_back("key gradient", host(k.grad()));
+        r.emplace_back("value gradient", host(v.grad()));
+        for (auto& [name, p] : nn::named_parameters(model)) r.emplace_back(name + " gradient", host(p.grad()));
+        return r;
+    };
+    xgrad::rng gen(2304);
+    for (double p : {0.0, 0.3}) {
+        nn::multihead_attention<float> mha(E, 3, {.dropout = p}, gen);
+        randomize(mha, 2305);
+        mha.train();
+        static_assert(std::is_same_v<typename decltype(xgrad::to<D>(mha))::device_type, D>);
+        expect_results_close(run(xgrad::to<D>(mha)), run(xgrad::to<reference>(mha)),
+                             "multihead_attention q, k, v dropout " + std::to_string(p));
+    }
+    // a layer built on the device with the CPU layer's seed has its weights
+    xgrad::rng g1(2306), g2(2306);
+    nn::multihead_attention<float> on_cpu(E, 3, {}, g1);
+    nn::multihead_attention<float, D> on_dev(E, 3, {}, g2);
+    auto pc = nn::named_parameters(on_cpu);
+    auto pd = nn::named_parameters(on_dev);
+    BOOST_TEST_REQUIRE(pc.size() == pd.size());
+    for (std::size_t i = 0; i < pc.size(); ++i) {
+        BOOST_TEST(pd[i].first == pc[i].first);
+        BOOST_TEST(host(pd[i].second.value()) == host(pc[i].second.value()));
+    }
+    BOOST_CHECK_THROW(on_dev.forward(xgrad::to<D>(data({B, Sq, E + 1}, 2307))), xgrad::shape_error);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(transformer_encoder_dropout_on_the_device, D, nn_suite::full) {
+    using namespace nn_suite;
+    namespace nn = xgrad::nn;
+    using relu = xgrad::activation::relu_t;
+    // the barrier dropout's device driver: kept fraction, survivors scaled, gradient = mask;
+    // without a mask the identity both ways
+    const std::size_t n = 1 << 15;
+    const auto xh = data({n}, 2400, 1, 2);
+    const auto xv = xh.to_vector();
+    for (double p : {0.2, 0.6}) {
+        xgrad::rng gen(2401);
+        const float keep = static_cast<float>(1.0 / (1.0 - p));
+        auto x = xgrad::param(xgrad::to<D>(xh));
+        auto e = xgrad::make_op(
+            xgrad::detail::barrier_dropout_impl<float, D>{xgrad::detail::dropout_keep_mask<float, D>({n}, p, gen)}, x);
+        const auto y = host(xgrad::eval(e));
+        xgrad::backward(xgrad::sum(e));
+        const auto g = host(x.grad());
+        std::size_t kept = 0;
+        bool values_ok = true, same_mask = true;
+        for (std::size_t i = 0; i < n; ++i) {
+            const bool k = y[i] != 0;
+            kept += k;
+            values_ok = values_ok && (k ? std::abs(y[i] - xv[i] * keep) <= 1e-6f * std::abs(y[i]) : y[i] == 0.0f);
+            same_mask = same_mask && g[i] == (k ? keep : 0.0f);
+        }
+        BOOST_TEST(std::abs(double(kept) / n - (1 - p)) < 0.015, "p " << p << ": kept " << double(kept) / n);
+        BOOST_TEST(values_ok, "p " << p << ": survivors are x / (1 - p), the rest 0");
+        BOOST_TEST(same_mask, "p " << p << ": the gradient is the mask");
+    }
+    auto x = xgrad::param(xgrad::to<D>(xh));
+    auto id = xgrad::make_op(xgrad::detail::barrier_dropout_impl<float, D>{}, x);
+    BOOST_TEST(host(xgrad::eval(id)) == xv);
+    xgrad::backward(id, xgrad::to<D>(xh));
+    BOOST_TEST(host(x.grad()) == xv);
+
+    // the layers in training with dropout 0.3 (the elementwise and barrier masks are the
+    // device's, not the CPU's): two copies with one generator state agree, a second pass draws
+    // new masks, evaluation matches the reference
+    const std::size_t B = 3, S = 5;
+    const auto mask = xgrad::attention_mask::key_padding(padding(S, {0, 2, 4}), true);
+    xgrad::rng gen(2402);
+    tiny_encoder<float, relu, cpu> model({.dim_feedforward = 12, .dropout = 0.3}, gen);
+    randomize(model, 2403);
+    nn::train(model);
+    const auto xin = data({B, S, 8}, 2404);
+    tiny_encoder<float, relu, D> a(model), b(model);
+    const auto ra = layer_results(a, xin, mask);
+    expect_results_close(layer_results(b, xin, mask), ra, "dropout 0.3, two copies");
+    const auto ra2 = layer_results(a, xin, mask);
+    BOOST_TEST(ra2[0].second != ra[0].second, "a new pass draws new masks");
+    for (const auto& [name, v] : ra)
+        BOOST_TEST(std::all_of(v.begin(), v.end(), [](float f) { return std::isfinite(f); }), name << " is finite");
+    nn::train(model, false);
+    tiny_encoder<float, relu, reference> ref_eval(model);
+    tiny_encoder<float, relu, D> dev_eval(model);
+    const auto re = layer_results(dev_eval, xin, mask);
+    expect_results_close(re, layer_results(ref_eval, xin, mask), "dropout 0.3, evaluation");
+    BOOST_TEST(re[0].second != ra[0].second, "training drops, evaluation does not");
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(a_transformer_trains_the_same_on_the_device, D, nn_suite::full) {
+    using namespace nn_suite;
+    namespace nn = xgrad::nn;
+    using relu = xgrad::activation::relu_t;
+    // tiny_encoder, mean over the positions, cross_entropy; plain SGD. Dropout 0: every step's
+    // loss equals the reference's; dropout 0.2: the device model still learns the batch.
+    const std::size_t B = 6, S = 5;
+    const auto mask = xgrad::attention_mask::key_padding(padding(S, {0, 1, 2, 0, 3, 1}));
+    const auto xh = data({B, S, 8}, 2500);
+    const auto yh = labels({B}, 3, 2501);
+    auto train = [&]<class Dv>(on<Dv>, double dropout) {
+        xgrad::rng gen(2502);  // built on Dv from one seed: the same weights everywhere
+        tiny_encoder<float, relu, Dv> model({.dim_feedforward = 16, .dropout = dropout}, gen);
+        nn::train(model);
+        auto x = xgrad::param(xgrad::to<Dv>(xh));  // a parameter, as in layer_results: one forward type
+        const auto y = xgrad::to<Dv>(yh);
+        auto params = nn::parameters(model);
+        std::vector<float> losses;
+        for (int step = 0; step < 20; ++step) {
+            for (auto& p : params) p.zero_grad();
+            auto logits = xgrad::mean(model.forward(x, mask), 1);  // {B, 3}
+            losses.push_back(xgrad::backward(xgrad::cross_entropy(logits, y, ce_mean<float>{})));
+            for (auto& p : params) p.value().assign(xgrad::eval(p.value() - 0.2f * p.grad()));
+        }
+        return losses;
+    };
+    const auto want = train(on<reference>{}, 0.0);
+    const auto got = train(on<D>{}, 0.0);
+    expect_close(got, want, "losses", 1e-4, 1e-5);
+    BOOST_TEST(got.back() < 0.5f * got.front(), "loss " << got.front() << " -> " << got.back());
+    const auto dropped = train(on<D>{}, 0.2);
+    BOOST_TEST(dropped.back() < 0.7f * dropped.front(), "with dropout, loss " << dropped.front() << " -> " << dropped.back());
 }
 
 // --- together --------------------------------------------------------------------------------

@@ -225,11 +225,11 @@ BOOST_AUTO_TEST_CASE(encoder_dropout_barrier_values_and_gradcheck) {
     auto x = param(randn<double>({3, 4, 5}, gen));
     auto mask = tensor<double>::uninitialized({3, 4, 5});
     for (std::size_t i = 0; i < mask.size(); ++i) mask.data()[i] = gen.uniform() < 0.4 ? 0.0 : 1.0 / 0.6;
-    const auto y = eval(make_op(nn::detail::barrier_dropout_impl<double>{mask}, x)).to_vector();
+    const auto y = eval(make_op(xgrad::detail::barrier_dropout_impl<double>{mask}, x)).to_vector();
     for (std::size_t i = 0; i < y.size(); ++i) BOOST_TEST(y[i] == x.value().data()[i] * mask.data()[i]);
-    xgrad_test::expect_gradcheck([&] { return make_op(nn::detail::barrier_dropout_impl<double>{mask}, x); }, {x}, gen,
+    xgrad_test::expect_gradcheck([&] { return make_op(xgrad::detail::barrier_dropout_impl<double>{mask}, x); }, {x}, gen,
                                  "dropout barrier with a mask");
-    xgrad_test::expect_gradcheck([&] { return make_op(nn::detail::barrier_dropout_impl<double>{}, x); }, {x}, gen,
+    xgrad_test::expect_gradcheck([&] { return make_op(xgrad::detail::barrier_dropout_impl<double>{}, x); }, {x}, gen,
                                  "dropout barrier without a mask");
 }
 

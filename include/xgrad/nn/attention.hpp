@@ -6,10 +6,14 @@
 //                                       linear2, norm1, norm2; norm_first both ways)
 //   sinusoidal_positional_encoding      pe[p, 2i] = sin(p / 10000^(2i/E)), pe[p, 2i+1] = cos(...)
 //   learned_positional_embedding        a trained {max_len, E} table added by position
-// CPU only for now.
+// Each takes its device as its last template argument (the CPU by default): on a Thrust device
+// (<xgrad/device.hpp>) the parameters live there, initial values are drawn on the host from the
+// same generator and copied (a layer built on a device with the CPU layer's seed has its
+// weights), and xgrad::to<Device>(layer) moves a layer with its parameters.
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "../ops/attention.hpp"
 #include "../ops/dropout.hpp"
@@ -20,6 +24,7 @@
 #include "linear.hpp"
 #include "module.hpp"
 #include "normalization.hpp"
+#include "transfer.hpp"
 
 namespace xgrad::nn {
 
@@ -33,31 +38,50 @@ struct multihead_attention_options {
 /// (one GEMM for the packed q, k, v projection), forward(q, k, v, mask) the general form.
 /// Initialisation as PyTorch: in_proj_weight xavier_uniform, biases zero, out_proj.weight as
 /// a linear layer.
-template <class T = float>
-class multihead_attention : public module<multihead_attention<T>> {
+template <class T = float, class Device = device::cpu>
+class multihead_attention : public module<multihead_attention<T, Device>> {
     static_assert(std::is_floating_point_v<T>, "xgrad::nn::multihead_attention<T>: T must be float or double");
+    template <class, class>
+    friend class multihead_attention;
 
 public:
     using value_type = T;
+    using device_type = Device;
     static constexpr const char* kind = "multihead_attention";
 
-    parameter<T> in_proj_weight, in_proj_bias;
-    linear<T> out_proj;
+    parameter<T, Device> in_proj_weight, in_proj_bias;
+    linear<T, Device> out_proj;
 
     multihead_attention(std::size_t embed_dim, std::size_t num_heads, const multihead_attention_options& o = {},
                         rng& gen = default_generator())
-        : in_proj_weight(xgrad::param(tensor<T>::uninitialized({3 * embed_dim, embed_dim}))),
-          in_proj_bias(xgrad::param(zeros<T>({3 * embed_dim}))),
-          out_proj(checked_embed(embed_dim, num_heads), embed_dim, {.bias = o.bias}, gen),
+        : out_proj(checked_embed(embed_dim, num_heads), embed_dim, {.bias = o.bias}, gen),
           E_(embed_dim),
           H_(num_heads),
           o_(o),
           gen_(gen.split()) {
         if (!(o.dropout >= 0 && o.dropout < 1))
             throw value_error("multihead_attention: dropout must be in [0, 1), got " + std::to_string(o.dropout));
-        init::xavier_uniform(in_proj_weight, gen);
-        if (o.bias) init::constant(out_proj.bias, 0.0);
-        else in_proj_bias.requires_grad(false);
+        auto w = xgrad::param(tensor<T>::uninitialized({3 * embed_dim, embed_dim}));
+        auto b = xgrad::param(zeros<T>({3 * embed_dim}));
+        init::xavier_uniform(w, gen);
+        if (o.bias) out_proj.bias.value().fill(T(0));
+        else b.requires_grad(false);
+        in_proj_weight = xgrad::to<Device>(w);
+        in_proj_bias = xgrad::to<Device>(b);
+    }
+
+    /// The same layer on Device: parameters copied, same generator state and training mode
+    /// (xgrad::to<Device>(model) uses this).
+    template <class From>
+    explicit multihead_attention(const multihead_attention<T, From>& o)
+        : in_proj_weight(xgrad::to<Device>(o.in_proj_weight)),
+          in_proj_bias(xgrad::to<Device>(o.in_proj_bias)),
+          out_proj(o.out_proj),
+          E_(o.E_),
+          H_(o.H_),
+          o_(o.o_),
+          gen_(o.gen_) {
+        this->set_training(o.is_training());
     }
 
     std::size_t embed_dim() const { return E_; }
@@ -119,68 +143,6 @@ private:
     rng gen_;
 };
 
-namespace detail {
-
-/// layer_norm when `on`, else the identity (y = x, dx = g, no gamma/beta gradient). Lets one
-/// expression type serve both placements of the norms (norm_first true or false).
-template <class T>
-struct switchable_layer_norm_impl {
-    static constexpr const char* name = "layer_norm";
-    xgrad::detail::layer_norm_impl<T> ln;
-    bool on;
-
-    shape_t output_shape(const shape_t& xs, const shape_t& gs, const shape_t& bs) const {
-        return ln.output_shape(xs, gs, bs);
-    }
-    tensor<T> forward(const tensor<T>& x, const tensor<T>& gamma, const tensor<T>& beta) const {
-        return on ? ln.forward(x, gamma, beta) : x;
-    }
-    void backward(const tensor<T>& g, const tensor<T>& y, const std::array<tensor<T>, 3>& in,
-                  std::array<tensor<T>*, 3> grad) const {
-        if (on) return ln.backward(g, y, in, grad);
-        if (grad[0]) std::copy_n(g.data(), g.size(), grad[0]->data());
-        if (grad[1]) grad[1]->fill(T(0));
-        if (grad[2]) grad[2]->fill(T(0));
-    }
-};
-
-/// Dropout as a barrier, for an operand that is materialized anyway (the input of a linear
-/// layer): y = x * mask with the mask drawn like xgrad::dropout's, or, without a mask (p = 0 or
-/// evaluation), y = x itself: no pass over the data and no copy either way round (backward hands
-/// the upstream gradient through). The elementwise form x * 1 would cost a pass each way.
-template <class T>
-struct barrier_dropout_impl {
-    static constexpr const char* name = "dropout";
-    tensor<T> mask;  // 0 or 1/(1-p) per element; empty: the identity
-
-    shape_t output_shape(const shape_t& s) const { return s; }
-    tensor<T> forward(const tensor<T>& x) const {
-        if (mask.size() == 0) return x;
-        auto y = tensor<T>::uninitialized(x.shape());
-        multiply(x.data(), mask.data(), y.data(), y.size());
-        return y;
-    }
-    void backward(const tensor<T>& g, const tensor<T>&, const std::array<tensor<T>, 1>&,
-                  std::array<tensor<T>*, 1> dx) const {
-        if (!dx[0]) return;
-        if (mask.size() == 0) {
-            *dx[0] = g;  // shares g's storage: dx = g
-            return;
-        }
-        multiply(g.data(), mask.data(), dx[0]->data(), g.size());
-    }
-    static void multiply(const T* a, const T* b, T* out, std::size_t n) {
-        namespace xd = xgrad::detail;
-        xd::parallel_chunks(n, std::size_t{1} << 15, [&](std::size_t lo, std::size_t hi) {
-            xd::simd_for<T>(hi - lo, [&]<class V>(std::size_t i) {
-                xd::store(V(xd::load<V>(a + lo + i) * xd::load<V>(b + lo + i)), out + lo + i);
-            });
-        });
-    }
-};
-
-}  // namespace detail
-
 struct transformer_encoder_layer_options {
     std::size_t dim_feedforward = 2048;
     double dropout = 0.1;
@@ -195,15 +157,19 @@ struct transformer_encoder_layer_options {
 ///   post-norm: y = norm1(x + drop1(sa(x)));   out = norm2(y + drop2(ff(y)))
 ///   pre-norm:  y = x + drop1(sa(norm1(x)));   out = y + drop2(ff(norm2(y)))
 ///   ff(y) = linear2(drop(act(linear1(y))))
-template <class T = float, class Act = activation::relu_t>
-class transformer_encoder_layer : public module<transformer_encoder_layer<T, Act>> {
+template <class T = float, class Act = activation::relu_t, class Device = device::cpu>
+class transformer_encoder_layer : public module<transformer_encoder_layer<T, Act, Device>> {
+    template <class, class, class>
+    friend class transformer_encoder_layer;
+
 public:
     using value_type = T;
+    using device_type = Device;
     static constexpr const char* kind = "transformer_encoder_layer";
 
-    multihead_attention<T> self_attn;
-    linear<T> linear1, linear2;
-    layer_norm<T> norm1, norm2;
+    multihead_attention<T, Device> self_attn;
+    linear<T, Device> linear1, linear2;
+    layer_norm<T, Device> norm1, norm2;
 
     transformer_encoder_layer(std::size_t d_model, std::size_t nhead, const transformer_encoder_layer_options& o = {},
                               rng& gen = default_generator())
@@ -216,6 +182,20 @@ public:
           gen_(gen.split()) {
         if (!(o.dropout >= 0 && o.dropout < 1))
             throw value_error("transformer_encoder_layer: dropout must be in [0, 1), got " + std::to_string(o.dropout));
+    }
+
+    /// The same layer on Device: parameters copied, same generator state and training mode
+    /// (xgrad::to<Device>(model) uses this).
+    template <class From>
+    explicit transformer_encoder_layer(const transformer_encoder_layer<T, Act, From>& o)
+        : self_attn(o.self_attn),
+          linear1(o.linear1),
+          linear2(o.linear2),
+          norm1(o.norm1),
+          norm2(o.norm2),
+          o_(o.o_),
+          gen_(o.gen_) {
+        this->set_training(o.is_training());
     }
 
     bool norm_first() const { return o_.norm_first; }
@@ -243,29 +223,24 @@ public:
 
 private:
     template <class X>
-    auto norm(X&& x, layer_norm<T>& n, bool on) {
+    auto norm(X&& x, layer_norm<T, Device>& n, bool on) {
         const T eps = static_cast<T>(o_.layer_norm_eps);
-        return make_op(detail::switchable_layer_norm_impl<T>{{n.normalized_shape(), eps}, on}, std::forward<X>(x),
-                       n.weight, n.bias);
+        return make_op(xgrad::detail::switchable_layer_norm_impl<T, Device>{{n.normalized_shape(), eps}, on},
+                       std::forward<X>(x), n.weight, n.bias);
     }
     template <class X>
     auto drop(X&& x) {
         return xgrad::dropout(std::forward<X>(x), o_.dropout, this->is_training(), gen_);
     }
 
-    /// Dropout on linear2's input, which linear2 materializes anyway (see barrier_dropout_impl);
-    /// draws the same mask from gen_ as drop() would.
+    /// Dropout on linear2's input, which linear2 materializes anyway (ops/dropout.hpp's
+    /// barrier_dropout_impl); draws the same mask from gen_ as drop() would.
     template <class X>
     auto drop_barrier(X&& x) {
         auto e = as_expr(std::forward<X>(x));
-        detail::barrier_dropout_impl<T> op;
+        xgrad::detail::barrier_dropout_impl<T, Device> op;
         const double p = o_.dropout;
-        if (this->is_training() && p > 0) {
-            op.mask = tensor<T>::uninitialized(e.shape());
-            const T keep = static_cast<T>(1.0 / (1.0 - p));
-            T* m = op.mask.data();
-            for (std::size_t i = 0; i < op.mask.size(); ++i) m[i] = gen_.uniform() < p ? T(0) : keep;
-        }
+        if (this->is_training() && p > 0) op.mask = xgrad::detail::dropout_keep_mask<T, Device>(e.shape(), p, gen_);
         return make_op(std::move(op), std::move(e));
     }
 
@@ -275,25 +250,37 @@ private:
 
 /// Adds pe[p, :] to position p of x {B, S, E} (batch_first) with the fixed sinusoids of
 /// Vaswani et al. (2017): pe[p, 2i] = sin(p w_i), pe[p, 2i+1] = cos(p w_i), w_i = 10000^(-2i/E).
-template <class T = float>
-class sinusoidal_positional_encoding : public module<sinusoidal_positional_encoding<T>> {
+template <class T = float, class Device = device::cpu>
+class sinusoidal_positional_encoding : public module<sinusoidal_positional_encoding<T, Device>> {
+    template <class, class>
+    friend class sinusoidal_positional_encoding;
+
 public:
     using value_type = T;
+    using device_type = Device;
     static constexpr const char* kind = "sinusoidal_positional_encoding";
 
-    sinusoidal_positional_encoding(std::size_t max_len, std::size_t embed_dim)
-        : pe_(tensor<T>::uninitialized({max_len, embed_dim})) {
+    sinusoidal_positional_encoding(std::size_t max_len, std::size_t embed_dim) {
         if (max_len == 0 || embed_dim == 0)
             throw value_error("sinusoidal_positional_encoding: max_len and embed_dim must be > 0");
+        auto pe = tensor<T>::uninitialized({max_len, embed_dim});
         for (std::size_t p = 0; p < max_len; ++p)
             for (std::size_t c = 0; c < embed_dim; ++c) {
                 const double w = std::pow(10000.0, -static_cast<double>(c - c % 2) / static_cast<double>(embed_dim));
-                pe_.data()[p * embed_dim + c] = static_cast<T>(c % 2 ? std::cos(p * w) : std::sin(p * w));
+                pe.data()[p * embed_dim + c] = static_cast<T>(c % 2 ? std::cos(p * w) : std::sin(p * w));
             }
+        pe_ = xgrad::to<Device>(pe);
+    }
+
+    /// The same layer on Device (the table copied).
+    template <class From>
+    explicit sinusoidal_positional_encoding(const sinusoidal_positional_encoding<T, From>& o)
+        : pe_(xgrad::to<Device>(o.pe_)) {
+        this->set_training(o.is_training());
     }
 
     /// The table {max_len, E}.
-    const tensor<T>& table() const { return pe_; }
+    const tensor<T, Device>& table() const { return pe_; }
 
     template <operand X>
     auto forward(X&& x) {
@@ -302,30 +289,39 @@ public:
         if (s.size() != 3 || s[2] != pe_.shape()[1] || s[1] > pe_.shape()[0])
             throw shape_error("sinusoidal_positional_encoding: expected input {batch, seq <= " + std::to_string(pe_.shape()[0]) +
                               ", " + std::to_string(pe_.shape()[1]) + "}, got " + to_string(s));
-        auto rows = tensor<T>::uninitialized({s[1], s[2]});
-        std::copy_n(pe_.data(), rows.size(), rows.data());
-        return std::move(e) + std::move(rows);
+        // rows [0, S) of the table: a view (the table is never written)
+        return std::move(e) + pe_.slice(0, 0, static_cast<std::ptrdiff_t>(s[1]));
     }
 
 private:
-    tensor<T> pe_;
+    tensor<T, Device> pe_;
 };
 
 /// Adds a trained row weight[p, :] to position p of x {B, S, E} (like GPT/BERT's position
 /// embeddings); weight {max_len, E} ~ N(0, 1) as torch.nn.Embedding.
-template <class T = float>
-class learned_positional_embedding : public module<learned_positional_embedding<T>> {
+template <class T = float, class Device = device::cpu>
+class learned_positional_embedding : public module<learned_positional_embedding<T, Device>> {
 public:
     using value_type = T;
+    using device_type = Device;
     static constexpr const char* kind = "learned_positional_embedding";
 
-    parameter<T> weight;
+    parameter<T, Device> weight;
 
-    learned_positional_embedding(std::size_t max_len, std::size_t embed_dim, rng& gen = default_generator())
-        : weight(xgrad::param(tensor<T>::uninitialized({max_len, embed_dim}))) {
+    learned_positional_embedding(std::size_t max_len, std::size_t embed_dim, rng& gen = default_generator()) {
         if (max_len == 0 || embed_dim == 0)
             throw value_error("learned_positional_embedding: max_len and embed_dim must be > 0");
-        init::normal(weight, gen);
+        auto w = xgrad::param(tensor<T>::uninitialized({max_len, embed_dim}));
+        init::normal(w, gen);
+        weight = xgrad::to<Device>(w);
+        positions_ = positions(max_len);
+    }
+
+    /// The same layer on Device (the weight copied).
+    template <class From>
+    explicit learned_positional_embedding(const learned_positional_embedding<T, From>& o)
+        : weight(xgrad::to<Device>(o.weight)), positions_(positions(o.weight.shape()[0])) {
+        this->set_training(o.is_training());
     }
 
     template <operand X>
@@ -336,15 +332,30 @@ public:
         if (s.size() != 3 || s[2] != w[1] || s[1] > w[0])
             throw shape_error("learned_positional_embedding: expected input {batch, seq <= " + std::to_string(w[0]) + ", " +
                               std::to_string(w[1]) + "}, got " + to_string(s));
-        auto pos = tensor<std::int64_t>::uninitialized({s[1]});
-        for (std::size_t p = 0; p < s[1]; ++p) pos.data()[p] = static_cast<std::int64_t>(p);
-        return std::move(e) + xgrad::embedding(pos, weight);
+        return std::move(e) + xgrad::embedding(positions_.slice(0, 0, static_cast<std::ptrdiff_t>(s[1])), weight);
     }
 
     template <class F>
     void for_each_member(F&& f) {
         f("weight", weight);
     }
+
+private:
+    /// 0, 1, ..., n - 1 on Device.
+    static tensor<std::int64_t, Device> positions(std::size_t n) {
+        auto pos = tensor<std::int64_t>::uninitialized({n});
+        for (std::size_t p = 0; p < n; ++p) pos.data()[p] = static_cast<std::int64_t>(p);
+        return xgrad::to<Device>(pos);
+    }
+
+    tensor<std::int64_t, Device> positions_;  // the indices of the gather, made once
+};
+
+/// to<Device>(layer) for the transformer encoder layer (the other layers here are
+/// layer<T, Device> templates, which on_device handles as it is).
+template <class T, class Act, class D, class To>
+struct on_device<transformer_encoder_layer<T, Act, D>, To> {
+    using type = transformer_encoder_layer<T, Act, To>;
 };
 
 }  // namespace xgrad::nn

@@ -27,8 +27,11 @@ template <class L, class To>
 struct on_device {
     using type = L;
 };
+// (a layer that names its device_type must name D: L<T, Act, Device = cpu> also binds here, as
+// L<T, Act>, and has its own specialization)
 template <template <class, class> class L, class T, class D, class To>
-    requires layer<L<T, D>> && std::is_floating_point_v<T>
+    requires layer<L<T, D>> && std::is_floating_point_v<T> &&
+             (!requires { typename L<T, D>::device_type; } || std::is_same_v<typename L<T, D>::device_type, D>)
 struct on_device<L<T, D>, To> {
     using type = L<T, To>;
 };

@@ -8,6 +8,7 @@
 #include <array>
 #include <memory>
 
+#include "../expr/functions.hpp"
 #include "../expr/op_node.hpp"
 
 namespace xgrad {
@@ -76,9 +77,16 @@ struct fork_node : expression_base {
     }
 
 private:
-    /// a + b, in place in a when a is the fork's own buffer, else into a new one.
+    /// a + b, on the CPU in place in a when a is the fork's own buffer, else into a new one; on
+    /// a device one kernel of its engine into a new buffer.
     static tensor_type cpu_or_device_add(const tensor_type& a, const tensor_type& b, bool in_place) {
-        static_assert(std::is_same_v<expr_device_t<E>, device::cpu>, "xgrad::fork: CPU only for now");
+        if constexpr (!std::is_same_v<expr_device_t<E>, device::cpu>) {
+            return device_engine<expr_device_t<E>>::eval(a + b);
+        } else {
+            return cpu_add(a, b, in_place);
+        }
+    }
+    static tensor_type cpu_add(const tensor_type& a, const tensor_type& b, bool in_place) {
         tensor_type out = in_place ? a : tensor_type::uninitialized(a.shape());
         auto* o = out.data();
         const auto* pa = a.data();

@@ -9,6 +9,7 @@
 //   dx     = rstd * (gg - mean(gg) - xhat mean(gg xhat)),  gg = g gamma      (layer_norm)
 // and, for batch_norm in evaluation (fixed running statistics), dx = g gamma rstd.
 // The per-group mu and rstd are saved by the forward for the backward of the same pass.
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <concepts>
@@ -335,6 +336,36 @@ struct layer_norm_impl {
             if (grad[1]) std::copy(dg.begin(), dg.end(), grad[1]->data());
             if (grad[2]) std::copy(db.begin(), db.end(), grad[2]->data());
         }
+    }
+};
+
+/// layer_norm when `on`, else the identity (y = x, dx = g, zero gamma/beta gradients): one
+/// expression type serves both placements of a transformer's norms (norm_first true or false).
+/// On any device: when on it runs layer_norm's kernels there (device_kernels), when off it
+/// copies the gradient through.
+template <class T, class D = device::cpu>
+struct switchable_layer_norm_impl {
+    static constexpr const char* name = "layer_norm";
+    layer_norm_impl<T, D> ln;
+    bool on;
+
+    shape_t output_shape(const shape_t& xs, const shape_t& gs, const shape_t& bs) const {
+        return ln.output_shape(xs, gs, bs);
+    }
+    tensor<T, D> forward(const tensor<T, D>& x, const tensor<T, D>& gamma, const tensor<T, D>& beta) const {
+        return on ? device_kernels<layer_norm_impl<T, D>, D>::forward(ln, x, gamma, beta) : x;
+    }
+    void backward(const tensor<T, D>& g, const tensor<T, D>& y, const std::array<tensor<T, D>, 3>& in,
+                  std::array<tensor<T, D>*, 3> grad) const {
+        if (on) return device_kernels<layer_norm_impl<T, D>, D>::backward(ln, g, y, in, grad);
+        if (grad[0]) {
+            if constexpr (std::is_same_v<D, device::cpu>)
+                std::copy_n(g.data(), g.size(), grad[0]->data());
+            else
+                grad[0]->assign(g);
+        }
+        if (grad[1]) grad[1]->fill(T(0));
+        if (grad[2]) grad[2]->fill(T(0));
     }
 };
 

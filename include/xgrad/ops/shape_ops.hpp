@@ -115,20 +115,33 @@ struct narrow_impl {
         out[axis] = length;
         return out;
     }
-    template <class T>
-    tensor<T> forward(const tensor<T>& x) const {
-        const axis_layout l = layout_along(x.shape(), axis);
-        auto y = tensor<T>::uninitialized(output_shape(x.shape()));
-        copy_band(x.data(), l.extent, start, y.data(), length, 0, length, l.outer, l.inner);
-        return y;
+    // on any device: the CPU copies the band's blocks, a device copies through a slice view
+    template <class T, class D>
+    tensor<T, D> forward(const tensor<T, D>& x) const {
+        if constexpr (!std::is_same_v<D, device::cpu>) {
+            return x.slice(static_cast<std::ptrdiff_t>(axis), static_cast<std::ptrdiff_t>(start),
+                           static_cast<std::ptrdiff_t>(start + length))
+                .clone();
+        } else {
+            const axis_layout l = layout_along(x.shape(), axis);
+            auto y = tensor<T>::uninitialized(output_shape(x.shape()));
+            copy_band(x.data(), l.extent, start, y.data(), length, 0, length, l.outer, l.inner);
+            return y;
+        }
     }
-    template <class T>
-    void backward(const tensor<T>& g, const tensor<T>&, const std::array<tensor<T>, 1>& in,
-                  std::array<tensor<T>*, 1> dx) const {
+    template <class T, class D>
+    void backward(const tensor<T, D>& g, const tensor<T, D>&, const std::array<tensor<T, D>, 1>& in,
+                  std::array<tensor<T, D>*, 1> dx) const {
         if (!dx[0]) return;
-        const axis_layout l = layout_along(in[0].shape(), axis);
         dx[0]->fill(T(0));
-        copy_band(g.data(), length, 0, dx[0]->data(), l.extent, start, length, l.outer, l.inner);
+        if constexpr (!std::is_same_v<D, device::cpu>) {
+            dx[0]->slice(static_cast<std::ptrdiff_t>(axis), static_cast<std::ptrdiff_t>(start),
+                         static_cast<std::ptrdiff_t>(start + length))
+                .assign(g);
+        } else {
+            const axis_layout l = layout_along(in[0].shape(), axis);
+            copy_band(g.data(), length, 0, dx[0]->data(), l.extent, start, length, l.outer, l.inner);
+        }
     }
 };
 

@@ -11,6 +11,9 @@
 //   dropout: element i of the mask is kept when a counter-based hash of (seed, i) (the i-th
 //     output of splitmix64 started at the seed) falls at or above p; the seed is drawn from
 //     the caller's generator, so every element is independent of the launch's shape.
+//   barrier dropout (ops/dropout.hpp's barrier_dropout_impl): one launch of dropout_apply each
+//     way with a mask made as above; without a mask its forward and backward hand the operand
+//     and the gradient through, as on the CPU.
 #include <cmath>
 #include <vector>
 
@@ -151,6 +154,15 @@ struct dropout_fill {
     }
 };
 
+/// out[k] = dropout_apply(x[k], mask[k]); out may be x.
+template <class T>
+struct dropout_apply_kernel {
+    const T* x;
+    const T* mask;
+    T* out;
+    XGRAD_HD void operator()(std::ptrdiff_t k) const { out[k] = dropout_apply(x[k], mask[k]); }
+};
+
 }  // namespace thrust_backend
 
 template <class T, thrust_device D>
@@ -266,6 +278,29 @@ struct device_kernels<embedding_bag_impl<T, D, Weighted>, D> {
                     n, thrust_backend::bag_weight_grad<T>{o.indices.data(), bag.data(), g.data(), in[0].data(),
                                                           grad[1]->data(), dim});
         }
+    }
+};
+
+template <class T, thrust_device D>
+struct device_kernels<barrier_dropout_impl<T, D>, D> {
+    static constexpr bool available = true;
+    using op = barrier_dropout_impl<T, D>;
+
+    static tensor<T, D> forward(const op& o, const tensor<T, D>& x) {
+        if (o.mask.size() == 0) return x;
+        auto y = tensor<T, D>::uninitialized(x.shape());
+        thrust_backend::for_each_index<D>(y.size(), thrust_backend::dropout_apply_kernel<T>{x.data(), o.mask.data(), y.data()});
+        return y;
+    }
+    static void backward(const op& o, const tensor<T, D>& g, const tensor<T, D>&, const std::array<tensor<T, D>, 1>&,
+                         std::array<tensor<T, D>*, 1> dx) {
+        if (!dx[0]) return;
+        if (o.mask.size() == 0) {
+            *dx[0] = g;  // shares g's storage: dx = g
+            return;
+        }
+        thrust_backend::for_each_index<D>(g.size(),
+                                          thrust_backend::dropout_apply_kernel<T>{g.data(), o.mask.data(), dx[0]->data()});
     }
 };
 
