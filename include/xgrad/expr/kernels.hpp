@@ -28,6 +28,47 @@ struct binary_cache {
     V v;
 };
 
+/// A leaf read from an operand X (a backend's strided array: x.template load<V>(j) gives the
+/// value at position j as a V).
+template <class X>
+struct input_kernel {
+    static constexpr bool has_grad = false;
+    X x;
+    template <class V>
+    XGRAD_HD XGRAD_INLINE leaf_cache<V> fwd(std::ptrdiff_t j) const {
+        return {x.template load<V>(j)};
+    }
+    template <class V, class C>
+    XGRAD_HD XGRAD_INLINE void bwd(std::ptrdiff_t, const C&, V) {}
+    template <class F>
+    void visit(F&& f) {
+        f(x);
+    }
+};
+
+/// A leaf that may receive a gradient (a parameter, or a materialized node's output): read from
+/// X as input_kernel, its gradient stored into G (g.store(j, grad)) while `active`.
+template <class X, class G>
+struct grad_leaf_kernel {
+    static constexpr bool has_grad = true;
+    X x;
+    G g;
+    bool active = false;
+    template <class V>
+    XGRAD_HD XGRAD_INLINE leaf_cache<V> fwd(std::ptrdiff_t j) const {
+        return {x.template load<V>(j)};
+    }
+    template <class V, class C>
+    XGRAD_HD XGRAD_INLINE void bwd(std::ptrdiff_t j, const C&, V grad) {
+        if (active) g.store(j, grad);
+    }
+    template <class F>
+    void visit(F&& f) {
+        f(x);
+        f(g);
+    }
+};
+
 template <class T>
 struct const_kernel {
     static constexpr bool has_grad = false;

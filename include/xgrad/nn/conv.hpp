@@ -5,6 +5,7 @@
 // drawn on the host and copied to Device (as in linear).
 #include <cmath>
 #include <string>
+#include <tuple>
 
 #include "../core/transfer.hpp"
 #include "../ops/dense.hpp"
@@ -49,17 +50,7 @@ public:
                               std::to_string(in_channels) + ") and out_channels (" + std::to_string(out_channels) + ")");
         const shape_t ws{out_channels, in_channels / static_cast<std::size_t>(g),
                          static_cast<std::size_t>(kernel_size.h), static_cast<std::size_t>(kernel_size.w)};
-        auto w = xgrad::param(tensor<T>::uninitialized(ws));
-        auto b = xgrad::param(zeros<T>({out_channels}));
-        init::kaiming_uniform(w, gen, {.a = std::sqrt(5.0)});
-        if (has_bias_) {
-            const double k = 1.0 / std::sqrt(static_cast<double>(ws[1] * ws[2] * ws[3]));
-            init::uniform(b, gen, -k, k);
-        } else {
-            b.requires_grad(false);
-        }
-        weight = xgrad::to<Device>(w);
-        bias = xgrad::to<Device>(b);
+        std::tie(weight, bias) = detail::default_weight_and_bias<T, Device>(ws, has_bias_, gen);
     }
 
     /// The same layer on Device: parameters copied (xgrad::to<Device>(model) uses this).

@@ -19,6 +19,7 @@
 #include "../core/parameter.hpp"
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
+#include "../core/transfer.hpp"
 
 namespace xgrad::nn::init {
 
@@ -199,3 +200,27 @@ const X& kaiming_normal(const X& x, rng& gen, kaiming_options opt = {}) {
 }
 
 }  // namespace xgrad::nn::init
+
+namespace xgrad::nn::detail {
+
+/// The weight (of shape {out, in, k...}) and bias {out} of a linear or convolution layer, with
+/// PyTorch's default initialisation: weight kaiming_uniform {.a = sqrt(5)}, bias U(-k, k) with
+/// k = 1 / sqrt(fan_in); without a bias, a zero tensor that requires no gradient. Drawn on the
+/// host from `gen`, then copied to Device, so a model built with the same seed has the CPU
+/// model's values.
+template <class T, class Device>
+std::pair<parameter<T, Device>, parameter<T, Device>> default_weight_and_bias(const shape_t& weight_shape,
+                                                                              bool has_bias, rng& gen) {
+    auto w = xgrad::param(tensor<T>::uninitialized(weight_shape));
+    auto b = xgrad::param(zeros<T>({weight_shape[0]}));
+    init::kaiming_uniform(w, gen, {.a = std::sqrt(5.0)});
+    if (has_bias) {
+        const double k = 1.0 / std::sqrt(static_cast<double>(init::calculate_fan_in_and_fan_out(weight_shape).first));
+        init::uniform(b, gen, -k, k);
+    } else {
+        b.requires_grad(false);
+    }
+    return {xgrad::to<Device>(w), xgrad::to<Device>(b)};
+}
+
+}  // namespace xgrad::nn::detail

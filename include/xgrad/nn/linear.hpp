@@ -6,6 +6,7 @@
 // seed has the CPU model's weights.
 #include <cmath>
 #include <string>
+#include <tuple>
 
 #include "../core/transfer.hpp"
 #include "../ops/dense.hpp"
@@ -40,17 +41,8 @@ public:
         if (in_features == 0 || out_features == 0)
             throw value_error("linear: in_features and out_features must be > 0, got " + std::to_string(in_features) +
                               " and " + std::to_string(out_features));
-        auto w = xgrad::param(tensor<T>::uninitialized({out_features, in_features}));
-        auto b = xgrad::param(zeros<T>({out_features}));
-        init::kaiming_uniform(w, gen, {.a = std::sqrt(5.0)});
-        if (has_bias_) {
-            const double k = 1.0 / std::sqrt(static_cast<double>(in_features));
-            init::uniform(b, gen, -k, k);
-        } else {
-            b.requires_grad(false);
-        }
-        weight = xgrad::to<Device>(w);
-        bias = xgrad::to<Device>(b);
+        std::tie(weight, bias) =
+            detail::default_weight_and_bias<T, Device>({out_features, in_features}, has_bias_, gen);
     }
 
     /// The same layer on Device: parameters copied (xgrad::to<Device>(model) uses this).

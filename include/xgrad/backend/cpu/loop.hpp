@@ -14,6 +14,7 @@
 #include "../../detail/vmath.hpp"
 #include "../../expr/pass.hpp"
 #include "../../expr/kernels.hpp"
+#include "../../expr/leaf_gradients.hpp"
 #include "thread_pool.hpp"
 
 namespace xgrad::detail {
@@ -109,43 +110,11 @@ struct output_operand : strided_operand<T> {
     }
 };
 
+/// The leaf kernels of a CPU loop (expr/kernels.hpp).
 template <class T>
-struct input_kernel {
-    static constexpr bool has_grad = false;
-    input_operand<T> x;
-    template <class V>
-    XGRAD_INLINE leaf_cache<V> fwd(std::ptrdiff_t j) const {
-        return {x.template load<V>(j)};
-    }
-    template <class V, class Cache>
-    XGRAD_INLINE void bwd(std::ptrdiff_t, const Cache&, V) {}
-    template <class F>
-    void visit(F&& f) {
-        f(x);
-    }
-};
-
-/// A leaf that may receive a gradient (a parameter, or a materialized node's output).
+using cpu_input_kernel = input_kernel<input_operand<T>>;
 template <class T>
-struct grad_leaf_kernel {
-    static constexpr bool has_grad = true;
-    input_operand<T> x;
-    output_operand<T> g;
-    bool active = false;
-    template <class V>
-    XGRAD_INLINE leaf_cache<V> fwd(std::ptrdiff_t j) const {
-        return {x.template load<V>(j)};
-    }
-    template <class V, class Cache>
-    XGRAD_INLINE void bwd(std::ptrdiff_t j, const Cache&, V grad) {
-        if (active) g.store(j, grad);
-    }
-    template <class F>
-    void visit(F&& f) {
-        f(x);
-        f(g);
-    }
-};
+using cpu_grad_leaf_kernel = grad_leaf_kernel<input_operand<T>, output_operand<T>>;
 
 /// Builds kernels for one loop over `shape`, and owns what the loop needs beyond them:
 /// private per-thread buffers, their reductions, and the backward steps of materialized nodes
@@ -213,31 +182,18 @@ public:
         return op;
     }
 
-    input_kernel<T> input_leaf(const tensor<T>& t) { return {input(t)}; }
+    cpu_input_kernel<T> input_leaf(const tensor<T>& t) { return {input(t)}; }
 
-    grad_leaf_kernel<T> grad_leaf(grad_state<T>& s) {
-        grad_leaf_kernel<T> k;
-        k.x = input(s.value);
-        if (!want_grad_ || !s.requires_grad) return k;
-        k.active = true;
-        if (active_gradient_observer()) accumulated_.push_back(&s);
-        if (numel(s.value.shape()) != numel(shape_)) {
-            // broadcast leaf: several loop elements feed one gradient element
-            for (auto& [state, op] : private_grads_)
-                if (state == &s) {
-                    k.g = op;
-                    return k;
-                }
-            k.g = combine_output<plus_combine>(s.grad_for_accumulate(), false);
-            private_grads_.emplace_back(&s, k.g);
-            return k;
-        }
-        // one gradient element per loop element: the first occurrence in a pass may write
-        // instead of read-modify-write when the gradient is logically zero
-        const bool assign = claim_gradient(claimed_, s);
-        k.g = assign_output(s.grad_storage);
-        k.g.mode = assign ? write_mode::assign : write_mode::combine;
-        return k;
+    cpu_grad_leaf_kernel<T> grad_leaf(grad_state<T>& s) {
+        return grads_.complete(
+            cpu_grad_leaf_kernel<T>{input(s.value), {}, false}, s, want_grad_, shape_,
+            // a broadcast leaf sums into private (per-thread) buffers
+            [&] { return combine_output<plus_combine>(s.grad_for_accumulate(), false); },
+            [&](bool assign) {
+                output_operand<T> g = assign_output(s.grad_storage);
+                g.mode = assign ? write_mode::assign : write_mode::combine;
+                return g;
+            });
     }
 
     /// A node computed before the loop (a reduction, later a barrier op) used as a leaf. Its
@@ -247,7 +203,7 @@ public:
         tensor<T> v = node.forward_value();
         if (!(want_grad_ && Node::has_grad)) {
             keep_.push_back(std::make_shared<tensor<T>>(v));
-            return grad_leaf_kernel<T>{input(v), {}, false};
+            return cpu_grad_leaf_kernel<T>{input(v), {}, false};
         }
         auto s = std::make_shared<grad_state<T>>(std::move(v));
         keep_.push_back(s);
@@ -262,7 +218,7 @@ public:
     void finish() {
         for (auto& r : reductions_) r();
         reductions_.clear();
-        if (!accumulated_.empty()) report_accumulated(accumulated_);
+        grads_.report();
         for (auto& b : backward_steps_) b();
         backward_steps_.clear();
     }
@@ -279,9 +235,7 @@ private:
     std::vector<std::shared_ptr<void>> keep_;
     std::vector<std::function<void()>> reductions_;
     std::vector<std::function<void()>> backward_steps_;
-    std::vector<const void*> claimed_;
-    std::vector<std::pair<const void*, output_operand<T>>> private_grads_;
-    std::vector<const void*> accumulated_;  // leaf occurrences written, while an observer listens
+    leaf_gradients<output_operand<T>> grads_;
 };
 
 /// Loop geometry after collapsing: size-1 dimensions dropped, and neighbours merged where

@@ -15,7 +15,10 @@ template <class T>
 struct input_operand {
     const T* base = nullptr;
     strided_index at;
-    XGRAD_HD XGRAD_INLINE T load(std::ptrdiff_t j) const { return base[at(j)]; }
+    template <class V = T>  // V is always T here (one element per call)
+    XGRAD_HD XGRAD_INLINE V load(std::ptrdiff_t j) const {
+        return base[at(j)];
+    }
 };
 
 /// How the values that meet in one output element combine.
@@ -128,43 +131,10 @@ struct grad_operand {
     }
 };
 
-/// A tensor leaf.
+/// The leaf kernels of a device loop (expr/kernels.hpp).
 template <class T>
-struct input_kernel {
-    static constexpr bool has_grad = false;
-    input_operand<T> x;
-    template <class V>
-    XGRAD_HD XGRAD_INLINE leaf_cache<V> fwd(std::ptrdiff_t j) const {
-        return {x.load(j)};
-    }
-    template <class V, class C>
-    XGRAD_HD XGRAD_INLINE void bwd(std::ptrdiff_t, const C&, V) {}
-    template <class F>
-    void visit(F&& f) {
-        f(x);
-    }
-};
-
-/// A leaf that may receive a gradient (a parameter, or a materialized node's output).
+using device_input_kernel = input_kernel<input_operand<T>>;
 template <class T>
-struct grad_leaf_kernel {
-    static constexpr bool has_grad = true;
-    input_operand<T> x;
-    grad_operand<T> g;
-    bool active = false;
-    template <class V>
-    XGRAD_HD XGRAD_INLINE leaf_cache<V> fwd(std::ptrdiff_t j) const {
-        return {x.load(j)};
-    }
-    template <class V, class C>
-    XGRAD_HD XGRAD_INLINE void bwd(std::ptrdiff_t j, const C&, V grad) {
-        if (active) g.store(j, grad);
-    }
-    template <class F>
-    void visit(F&& f) {
-        f(x);
-        f(g);
-    }
-};
+using device_grad_leaf_kernel = grad_leaf_kernel<input_operand<T>, grad_operand<T>>;
 
 }  // namespace xgrad::detail::thrust_backend

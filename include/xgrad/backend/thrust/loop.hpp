@@ -16,6 +16,7 @@
 #include <thrust/fill.h>
 
 #include "../../core/parameter.hpp"
+#include "../../expr/leaf_gradients.hpp"
 #include "../../expr/pass.hpp"
 #include "kernels.hpp"
 #include "tensor.hpp"
@@ -144,46 +145,33 @@ public:
         return op;
     }
 
-    input_kernel<T> input_leaf(const tensor<T, D>& t) { return {input(t)}; }
+    device_input_kernel<T> input_leaf(const tensor<T, D>& t) { return {input(t)}; }
 
-    grad_leaf_kernel<T> grad_leaf(grad_state<T, D>& s) {
-        grad_leaf_kernel<T> k;
-        k.x = input(s.value);
-        if (!want_grad_ || !s.requires_grad) return k;
-        k.active = true;
-        if (active_gradient_observer()) accumulated_.push_back(&s);
-        if (numel(s.value.shape()) != numel(shape_)) {
-            // broadcast leaf: several positions feed one gradient element
-            for (auto& [state, op] : shared_partials_)
-                if (state == &s) {
-                    k.g = op;
-                    return k;
+    device_grad_leaf_kernel<T> grad_leaf(grad_state<T, D>& s) {
+        using kind = typename grad_operand<T>::kind;
+        return grads_.complete(
+            device_grad_leaf_kernel<T>{input(s.value), {}, false}, s, want_grad_, shape_,
+            [&] {  // a broadcast leaf sums into partial copies
+                const bool assign = s.grad_zero;
+                if (assign) {
+                    s.grad_zero = false;
+                    s.zero_filled = false;
+                } else {
+                    s.grad_for_accumulate();
                 }
-            const bool assign = s.grad_zero;
-            if (assign) {
-                s.grad_zero = false;
-                s.zero_filled = false;
-            } else {
-                s.grad_for_accumulate();
-            }
-            const auto p = partial_output<combine::plus>(s.grad_storage, assign);
-            k.g = {nullptr, p.at, grad_operand<T>::kind::partial, p.chunk, p.copy_size, p.scratch};
-            shared_partials_.emplace_back(&s, k.g);
-            return k;
-        }
-        // one gradient element per position: the first occurrence in a pass may write instead
-        // of read-modify-write when the gradient is logically zero (later ones add, in order)
-        const bool assign = claim_gradient(claimed_, s);
-        k.g.base = s.grad_storage.data();
-        k.g.at = index_for(s.value.shape(), contiguous_strides(s.value.shape()), "gradient");
-        k.g.mode = assign ? grad_operand<T>::kind::assign : grad_operand<T>::kind::add;
-        return k;
+                const auto p = partial_output<combine::plus>(s.grad_storage, assign);
+                return grad_operand<T>{nullptr, p.at, kind::partial, p.chunk, p.copy_size, p.scratch};
+            },
+            [&](bool assign) {  // later occurrences add, in order
+                const auto at = index_for(s.value.shape(), contiguous_strides(s.value.shape()), "gradient");
+                return grad_operand<T>{s.grad_storage.data(), at, assign ? kind::assign : kind::add};
+            });
     }
 
     /// A node computed before the loop (a reduction) read as a leaf; its gradient is gathered
     /// by the loop and handed to node.backward_from() afterwards.
     template <class Node>
-    grad_leaf_kernel<T> materialized(const Node& node) {
+    device_grad_leaf_kernel<T> materialized(const Node& node) {
         tensor<T, D> v = node.forward_value();
         if (!(want_grad_ && Node::has_grad)) {
             keep_.push_back(std::make_shared<tensor<T, D>>(v));
@@ -219,7 +207,7 @@ public:
                 for_each_index<D>(static_cast<std::size_t>(n_), element_runner<Root>{root});
         }
         merge(scratch.get());
-        if (!accumulated_.empty()) report_accumulated(accumulated_);  // enqueued, on a device
+        grads_.report();  // enqueued, on a device
         for (auto& b : backward_steps_) b();
         backward_steps_.clear();
     }
@@ -309,9 +297,7 @@ private:
     std::vector<partial> partials_;
     std::vector<std::shared_ptr<void>> keep_;
     std::vector<std::function<void()>> backward_steps_;
-    std::vector<const void*> claimed_;
-    std::vector<const void*> accumulated_;  // leaf occurrences written, while an observer listens
-    std::vector<std::pair<const void*, grad_operand<T>>> shared_partials_;
+    leaf_gradients<grad_operand<T>> grads_;
 };
 
 // --- roots: what one loop position does with the expression kernel --------------------------
