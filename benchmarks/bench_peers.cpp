@@ -3,7 +3,7 @@
 // benchmarks/peers/common.py). Prints one JSON line per result on stdout.
 //
 //   bench_peers --data DIR --threads N [--part micro|epoch|steps] [--warmup 3] [--reps 7] [--seed 0]
-//               [--steps 10 --out DIR]
+//               [--steps 10 --out DIR [--shuffle 0|1]]
 //               [--only chain|tiny|mlp|cnn|keras|net]
 //
 // micro: (1) sum(tanh(x*w+b)*sigmoid(x)) forward + backward (gradients of x, w and the
@@ -13,7 +13,8 @@
 // epoch: (5) one epoch of Fashion-MNIST with the Keras-style CNN and Adam (loader + fit),
 //        then the test accuracy; (6) the process's peak resident memory. --seed: the
 //        loader's shuffle (the data order).
-// steps: the first --steps batches of the training set in file order (no shuffle) through the
+// steps: the first --steps batches of the training set in file order (or, with --shuffle 1, in
+//        the loader's order for --seed, written to DIR/order.npy) through the
 //        Keras-style CNN and Adam, written loop by loop; prints one JSON line per step (loss,
 //        each parameter's gradient norm) and saves the parameters after step 1 and the last
 //        step to --out DIR, then the test accuracy; benchmarks/peers/step_check.py compares
@@ -47,6 +48,7 @@ struct config {
     std::string dir, part = "micro", only;  // only: run just the micro workloads of this name
     std::string out;                        // steps: where the parameters go
     std::size_t threads = 1, warmup = 3, reps = 7, seed = 0, steps = 10;
+    bool shuffle = false;  // steps: the loader's shuffled order (--seed) instead of file order
 };
 
 config cfg;
@@ -190,7 +192,14 @@ void steps() {
     auto model = keras_cnn();
     xgrad::load(model, path("cnn_keras.safetensors"));
     const auto normalize = data::to_float() | data::normalize({0.2860f}, {0.3530f});
-    auto train = data::loader(data::fashion_mnist(data::split::train) | normalize, {.batch_size = 64});
+    auto train_set = data::fashion_mnist(data::split::train) | normalize;
+    auto train = data::loader(train_set, {.batch_size = 64, .shuffle = cfg.shuffle, .seed = cfg.seed});
+    if (cfg.shuffle) {  // the first epoch's order, for the same loop in PyTorch
+        const auto order = data::detail::epoch_order(static_cast<std::size_t>(train_set.size()), true, cfg.seed, 0);
+        auto t = xgrad::zeros<std::int64_t>({order.size()});
+        std::copy(order.begin(), order.end(), t.data());
+        xgrad::io::write_npy(cfg.out + "/order.npy", t);
+    }
     auto opt = xgrad::optim::adam(model.parameters(), {.lr = 1e-3});
     std::size_t step = 0;
     for (auto& [x, y] : train) {
@@ -230,13 +239,14 @@ int main(int argc, char** argv) {
         else if (k == "--only") cfg.only = v;
         else if (k == "--steps") cfg.steps = std::strtoul(v.c_str(), nullptr, 10);
         else if (k == "--out") cfg.out = v;
+        else if (k == "--shuffle") cfg.shuffle = v == "1";
         else {
             std::fprintf(stderr, "unknown option %s\n", k.c_str());
             return 2;
         }
     }
     if (cfg.dir.empty() || cfg.threads == 0 || cfg.reps == 0) {
-        std::fprintf(stderr, "usage: bench_peers --data DIR --threads N [--part micro|epoch|steps] [--warmup N] [--reps N] [--seed N] [--steps N --out DIR] [--only chain|tiny|mlp|cnn|keras|net]\n");
+        std::fprintf(stderr, "usage: bench_peers --data DIR --threads N [--part micro|epoch|steps] [--warmup N] [--reps N] [--seed N] [--steps N --out DIR [--shuffle 1]] [--only chain|tiny|mlp|cnn|keras|net]\n");
         return 2;
     }
     xgrad::set_num_threads(cfg.threads);
