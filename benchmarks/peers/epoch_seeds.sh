@@ -4,9 +4,11 @@
 # one process per framework and seed. Prints, per framework, the test accuracy's mean, min,
 # max and standard deviation and the training time's median over the seeds.
 #
-#   benchmarks/peers/epoch_seeds.sh [--seeds 5] [--threads 2] [--frameworks "xgrad torch-eager"]
+#   benchmarks/peers/epoch_seeds.sh [--seeds 5] [--first 0] [--threads 2] [--frameworks "xgrad torch-eager"]
 #
-#   --seeds       seeds 0 .. N-1 (the loader's shuffle; torch.Generator and tf.data's seed)
+#   --seeds       how many seeds: first .. first+N-1 (the loader's shuffle; torch.Generator and
+#                 tf.data's seed)
+#   --first       the first seed
 #   --threads     the thread count of every run
 #   --frameworks  any of xgrad torch-eager torch-compile tf-eager tf-xla
 #
@@ -18,14 +20,16 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 seeds=5
+first=0
 threads=2
 frameworks="xgrad torch-eager"
 while [[ $# -gt 0 ]]; do
     case $1 in
         --seeds) seeds=$2; shift ;;
+        --first) first=$2; shift ;;
         --threads) threads=$2; shift ;;
         --frameworks) frameworks=$2; shift ;;
-        *) echo "usage: $0 [--seeds N] [--threads N] [--frameworks \"xgrad torch-eager ...\"]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--seeds N] [--first S] [--threads N] [--frameworks \"xgrad torch-eager ...\"]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -45,7 +49,7 @@ mkdir -p "$out/logs"
 results=$out/results.jsonl
 : > "$results"
 
-for ((s = 0; s < seeds; ++s)); do
+for ((s = first; s < first + seeds; ++s)); do
     for f in $frameworks; do
         case $f in
             xgrad) cmd=("$build/benchmarks/bench_peers" --data "$XGRAD_PEERS_DATA") ;;
