@@ -6,10 +6,11 @@ prints per step both losses and the largest relative gradient-norm difference, h
 parameters are apart after step 1 and after step N, and the test accuracy of each final model
 (xgrad's evaluated by xgrad and by PyTorch). With --steps 938 the loop is one whole epoch;
 with --seed S the batches follow xgrad's shuffled order for seed S (xgrad's loader, as in
-workload 5) instead of file order, so PyTorch trains on exactly xgrad's data order. PyTorch runs
+workload 5) instead of file order, so PyTorch trains on exactly xgrad's data order; with
+--torch-seed S both follow PyTorch's order for seed S (torch.randperm, as peer_torch.py). PyTorch runs
 in float64 too for runs of at most 100 steps.
 
-    XGRAD_PEERS_DATA=~/.cache/xgrad-peers/data step_check.py BENCH_PEERS [--steps 10] [--seed S] [--out DIR]
+    XGRAD_PEERS_DATA=~/.cache/xgrad-peers/data step_check.py BENCH_PEERS [--steps 10] [--seed S | --torch-seed S] [--out DIR]
 """
 import argparse
 import json
@@ -27,14 +28,19 @@ ap = argparse.ArgumentParser()
 ap.add_argument("bench")
 ap.add_argument("--steps", type=int, default=10)
 ap.add_argument("--seed", type=int, default=None, help="xgrad's shuffled order for this seed")
+ap.add_argument("--torch-seed", type=int, default=None, help="PyTorch's shuffled order for this seed")
 ap.add_argument("--out", default=None)
 args = ap.parse_args()
 out = args.out or tempfile.mkdtemp(prefix="xgrad-steps-")
 torch.set_num_threads(1)
+order_arg = []
+if args.torch_seed is not None:
+    np.save(os.path.join(out, "order.npy"), torch.randperm(60000, generator=torch.Generator().manual_seed(args.torch_seed)).numpy())
+    order_arg = ["--order", os.path.join(out, "order.npy")]
 
 run = subprocess.run([args.bench, "--data", c.data_dir(), "--threads", "1", "--part", "steps",
                       "--steps", str(args.steps), "--out", out]
-                     + ([] if args.seed is None else ["--shuffle", "1", "--seed", str(args.seed)]), check=True, capture_output=True, text=True)
+                     + ([] if args.seed is None else ["--shuffle", "1", "--seed", str(args.seed)]) + order_arg, check=True, capture_output=True, text=True)
 lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
 xg, xg_eval = lines[:-1], lines[-1]
 
@@ -48,7 +54,7 @@ def model(dtype):
 
 
 images, labels = c.fashion_mnist("train")
-if args.seed is not None:
+if args.seed is not None or args.torch_seed is not None:
     order = np.load(os.path.join(out, "order.npy"))
     images, labels = images[order], labels[order]
 
