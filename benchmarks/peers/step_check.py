@@ -32,6 +32,7 @@ ap.add_argument("--torch-seed", type=int, default=None, help="PyTorch's shuffled
 ap.add_argument("--out", default=None)
 args = ap.parse_args()
 out = args.out or tempfile.mkdtemp(prefix="xgrad-steps-")
+os.makedirs(out, exist_ok=True)
 torch.set_num_threads(1)
 order_arg = []
 if args.torch_seed is not None:
