@@ -2,7 +2,8 @@
 // TensorFlow, with the same inputs, weights, shapes and timing protocol; see
 // benchmarks/peers/common.py). Prints one JSON line per result on stdout.
 //
-//   bench_peers --data DIR --threads N [--part micro|epoch] [--warmup 3] [--reps 7] [--seed 0]
+//   bench_peers --data DIR --threads N [--part micro|epoch|steps] [--warmup 3] [--reps 7] [--seed 0]
+//               [--steps 10 --out DIR [--shuffle 0|1 | --order FILE.npy]]
 //               [--only chain|tiny|mlp|cnn|keras|net]
 //
 // micro: (1) sum(tanh(x*w+b)*sigmoid(x)) forward + backward (gradients of x, w and the
@@ -12,12 +13,20 @@
 // epoch: (5) one epoch of Fashion-MNIST with the Keras-style CNN and Adam (loader + fit),
 //        then the test accuracy; (6) the process's peak resident memory. --seed: the
 //        loader's shuffle (the data order).
+// steps: the first --steps batches of the training set in file order (or, with --shuffle 1, in
+//        the loader's order for --seed, written to DIR/order.npy; or in the order of the
+//        sample indices in --order FILE.npy) through the
+//        Keras-style CNN and Adam, written loop by loop; prints one JSON line per step (loss,
+//        each parameter's gradient norm) and saves the parameters after step 1 and the last
+//        step to --out DIR, then the test accuracy; benchmarks/peers/step_check.py compares
+//        them with PyTorch.
 // Timing: `warmup` untimed blocks, then `reps` timed blocks of a fixed number of calls; the
 // result is the median over the blocks of the time per call (wall clock).
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -38,7 +47,10 @@ namespace {
 
 struct config {
     std::string dir, part = "micro", only;  // only: run just the micro workloads of this name
-    std::size_t threads = 1, warmup = 3, reps = 7, seed = 0;
+    std::string out;                        // steps: where the parameters go
+    std::string order;                      // steps: an .npy of sample indices to train in
+    std::size_t threads = 1, warmup = 3, reps = 7, seed = 0, steps = 10;
+    bool shuffle = false;  // steps: the loader's shuffled order (--seed) instead of file order
 };
 
 config cfg;
@@ -177,6 +189,71 @@ void epoch() {
                 train_s, scores["accuracy"], scores["loss"], peak_rss_mb());
 }
 
+// a dataset read in a given order (steps --order: PyTorch's shuffle)
+template <class D>
+struct reordered {
+    using sample_type = typename D::sample_type;
+    D ds;
+    std::vector<std::size_t> order;
+    std::size_t size() const { return order.size(); }
+    sample_type get(std::size_t i, xgrad::rng& gen) const { return ds.get(order[i], gen); }
+};
+
+// the first cfg.steps batches, in order, one explicit Adam step each
+void steps() {
+    auto model = keras_cnn();
+    xgrad::load(model, path("cnn_keras.safetensors"));
+    const auto normalize = data::to_float() | data::normalize({0.2860f}, {0.3530f});
+    auto train_set = data::fashion_mnist(data::split::train) | normalize;
+    auto opt = xgrad::optim::adam(model.parameters(), {.lr = 1e-3});
+    std::size_t step = 0;
+    auto run = [&](auto& train) {
+        for (auto& [x, y] : train) {
+            if (step == cfg.steps) break;
+            opt.zero_grad();
+            const float l = xgrad::backward(xgrad::cross_entropy(model(x), y));
+            std::printf("{\"step\": %zu, \"loss\": %.9g, \"grad_norm\": {", ++step, static_cast<double>(l));
+            const char* sep = "";
+            for (auto& [name, p] : nn::named_parameters(model)) {
+                double s2 = 0;
+                for (std::size_t i = 0; i < p.size(); ++i)
+                    s2 += static_cast<double>(p.grad().data()[i]) * p.grad().data()[i];
+                std::printf("%s\"%s\": %.9g", sep, name.c_str(), std::sqrt(s2));
+                sep = ", ";
+            }
+            std::printf("}}\n");
+            opt.step();
+            if (step == 1) xgrad::save(model, cfg.out + "/xgrad_step1.safetensors");
+        }
+    };
+    const auto n = static_cast<std::size_t>(train_set.size());
+    if (!cfg.order.empty()) {
+        const auto t = xgrad::io::read_npy_as<std::int64_t>(cfg.order);
+        std::vector<std::size_t> order(t.size());
+        for (std::size_t i = 0; i < order.size(); ++i) {
+            if (t.data()[i] < 0 || static_cast<std::size_t>(t.data()[i]) >= n)
+                throw xgrad::value_error("--order " + cfg.order + ": element " + std::to_string(i) + " is out of range");
+            order[i] = static_cast<std::size_t>(t.data()[i]);
+        }
+        auto train = data::loader(reordered<decltype(train_set)>{train_set, std::move(order)}, {.batch_size = 64});
+        run(train);
+    } else {
+        auto train = data::loader(train_set, {.batch_size = 64, .shuffle = cfg.shuffle, .seed = cfg.seed});
+        if (cfg.shuffle) {  // the first epoch's order, for the same loop in PyTorch
+            const auto order = data::detail::epoch_order(n, true, cfg.seed, 0);
+            auto t = xgrad::zeros<std::int64_t>({order.size()});
+            std::copy(order.begin(), order.end(), t.data());
+            xgrad::io::write_npy(cfg.out + "/order.npy", t);
+        }
+        run(train);
+    }
+    xgrad::save(model, cfg.out + "/xgrad_last.safetensors");
+    auto test = data::loader(data::fashion_mnist(data::split::test) | normalize, {.batch_size = 256});
+    auto scores = xgrad::evaluate(model, nn::cross_entropy(), test, {xgrad::metrics::accuracy()});
+    std::printf("{\"steps\": %zu, \"test_accuracy\": %.6f, \"test_loss\": %.6f}\n", step, scores["accuracy"],
+                scores["loss"]);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -189,18 +266,23 @@ int main(int argc, char** argv) {
         else if (k == "--reps") cfg.reps = std::strtoul(v.c_str(), nullptr, 10);
         else if (k == "--seed") cfg.seed = std::strtoul(v.c_str(), nullptr, 10);
         else if (k == "--only") cfg.only = v;
+        else if (k == "--steps") cfg.steps = std::strtoul(v.c_str(), nullptr, 10);
+        else if (k == "--out") cfg.out = v;
+        else if (k == "--shuffle") cfg.shuffle = v == "1";
+        else if (k == "--order") cfg.order = v;
         else {
             std::fprintf(stderr, "unknown option %s\n", k.c_str());
             return 2;
         }
     }
     if (cfg.dir.empty() || cfg.threads == 0 || cfg.reps == 0) {
-        std::fprintf(stderr, "usage: bench_peers --data DIR --threads N [--part micro|epoch] [--warmup N] [--reps N] [--seed N] [--only chain|tiny|mlp|cnn|keras|net]\n");
+        std::fprintf(stderr, "usage: bench_peers --data DIR --threads N [--part micro|epoch|steps] [--warmup N] [--reps N] [--seed N] [--steps N --out DIR [--shuffle 1 | --order FILE.npy]] [--only chain|tiny|mlp|cnn|keras|net]\n");
         return 2;
     }
     xgrad::set_num_threads(cfg.threads);
     try {
         if (cfg.part == "epoch") epoch();
+        else if (cfg.part == "steps") steps();
         else micro();
     } catch (const xgrad::error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

@@ -18,6 +18,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--mode", choices=["eager", "xla"], required=True)
 ap.add_argument("--threads", type=int, required=True)
 ap.add_argument("--part", choices=["micro", "epoch"], default="micro")
+ap.add_argument("--seed", type=int, default=0, help="the epoch's data order")
 args = ap.parse_args()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -131,7 +132,7 @@ def epoch():
     def prep(u8, y):
         return (tf.cast(u8, tf.float32) / 255.0 - c.FASHION_MEAN) / c.FASHION_STD, y
 
-    train = (tf.data.Dataset.from_tensor_slices((train_x[..., None], train_y)).shuffle(len(train_x), seed=0)
+    train = (tf.data.Dataset.from_tensor_slices((train_x[..., None], train_y)).shuffle(len(train_x), seed=args.seed)
              .batch(c.EPOCH_BATCH).map(prep).prefetch(2).with_options(opts))
     test = tf.data.Dataset.from_tensor_slices((test_x[..., None], test_y)).batch(256).map(prep).with_options(opts)
     model = build(c.CNN_LAYERS["keras"], "cnn_keras", (28, 28, 1), c.CNN_FLAT["keras"])
