@@ -101,6 +101,27 @@ void compare_op(const std::string& what, F f, const xgrad::tensor<T>& h0, const 
         pr);
 }
 
+
+/// What a dropout's output y and its input's gradient g (upstream gradient 1) show: the kept
+/// fraction, whether the survivors are x / (1 - p) = x * keep and the rest 0, and whether the
+/// gradient is the forward's mask.
+struct dropout_seen {
+    double kept_fraction = 0;
+    bool values_ok = true, same_mask = true;
+};
+template <class Y, class G, class X>
+dropout_seen inspect_dropout(const Y& y, const G& g, const X& x, float keep) {
+    dropout_seen r;
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        const bool k = y[i] != 0;
+        kept += k;
+        r.values_ok = r.values_ok && (k ? std::abs(y[i] - x[i] * keep) <= 1e-6f * std::abs(y[i]) : y[i] == 0.0f);
+        r.same_mask = r.same_mask && g[i] == (k ? keep : 0.0f);
+    }
+    r.kept_fraction = double(kept) / double(x.size());
+    return r;
+}
 }  // namespace nn_suite
 
 // --- pooling ---------------------------------------------------------------------------------
@@ -332,20 +353,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_keeps_one_minus_p_and_scales_the_survivors
         const auto y = host(xgrad::eval(e));
         xgrad::backward(xgrad::sum(e));
         const auto g = host(x.grad());
-        const float keep = static_cast<float>(1.0 / (1.0 - p));
-        std::size_t kept = 0;
-        bool values_ok = true, same_mask = true;
-        for (std::size_t i = 0; i < n; ++i) {
-            const bool k = y[i] != 0;
-            kept += k;
-            values_ok = values_ok && (k ? std::abs(y[i] - xv[i] * keep) <= 1e-6f * std::abs(y[i]) : y[i] == 0.0f);
-            same_mask = same_mask && g[i] == (k ? keep : 0.0f);  // backward sees the forward's mask
-        }
-        const double rate = double(kept) / n;
+        const auto seen = inspect_dropout(y, g, xv, static_cast<float>(1.0 / (1.0 - p)));
         // binomial: 5 standard deviations of the kept fraction at n = 2^16 is at most 0.01
-        BOOST_TEST(std::abs(rate - (1 - p)) < 0.01, "p " << p << ": kept " << rate);
-        BOOST_TEST(values_ok, "p " << p << ": survivors are x / (1 - p), the rest 0");
-        BOOST_TEST(same_mask, "p " << p << ": the gradient is the mask");
+        BOOST_TEST(std::abs(seen.kept_fraction - (1 - p)) < 0.01, "p " << p << ": kept " << seen.kept_fraction);
+        BOOST_TEST(seen.values_ok, "p " << p << ": survivors are x / (1 - p), the rest 0");
+        BOOST_TEST(seen.same_mask, "p " << p << ": the gradient is the forward's mask");
         // evaluating the expression again gives the same mask
         BOOST_TEST(host(xgrad::eval(e)) == y);
     }
@@ -850,17 +862,10 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(transformer_encoder_dropout_on_the_device, D, nn_s
         const auto y = host(xgrad::eval(e));
         xgrad::backward(xgrad::sum(e));
         const auto g = host(x.grad());
-        std::size_t kept = 0;
-        bool values_ok = true, same_mask = true;
-        for (std::size_t i = 0; i < n; ++i) {
-            const bool k = y[i] != 0;
-            kept += k;
-            values_ok = values_ok && (k ? std::abs(y[i] - xv[i] * keep) <= 1e-6f * std::abs(y[i]) : y[i] == 0.0f);
-            same_mask = same_mask && g[i] == (k ? keep : 0.0f);
-        }
-        BOOST_TEST(std::abs(double(kept) / n - (1 - p)) < 0.015, "p " << p << ": kept " << double(kept) / n);
-        BOOST_TEST(values_ok, "p " << p << ": survivors are x / (1 - p), the rest 0");
-        BOOST_TEST(same_mask, "p " << p << ": the gradient is the mask");
+        const auto seen = inspect_dropout(y, g, xv, keep);
+        BOOST_TEST(std::abs(seen.kept_fraction - (1 - p)) < 0.015, "p " << p << ": kept " << seen.kept_fraction);
+        BOOST_TEST(seen.values_ok, "p " << p << ": survivors are x / (1 - p), the rest 0");
+        BOOST_TEST(seen.same_mask, "p " << p << ": the gradient is the forward's mask");
     }
     auto x = xgrad::param(xgrad::to<D>(xh));
     auto id = xgrad::make_op(xgrad::detail::barrier_dropout_impl<float, D>{}, x);
