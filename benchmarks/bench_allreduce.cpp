@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <xgrad/distributed.hpp>
@@ -137,16 +138,25 @@ split_times split_step_time(Model& model, Opt& opt, Loss& loss, const xgrad::ten
     return {median(tot), median(bwd), median(stp)};
 }
 
+/// This rank's random batch of `batch` samples of shape `sample`, labels in [0, 10).
+std::pair<xgrad::tensor<float>, xgrad::tensor<std::int64_t>> rank_batch(const dist::environment& env, std::size_t batch,
+                                                                         xgrad::shape_t sample) {
+    xgrad::rng g(1 + static_cast<std::uint64_t>(env.rank()));
+    sample.insert(sample.begin(), batch);
+    auto x = xgrad::randn<float>(sample, g);
+    auto y = xgrad::tensor<std::int64_t>::uninitialized({batch});
+    for (std::size_t i = 0; i < batch; ++i) y(i) = static_cast<std::int64_t>(g.below(10));
+    return {std::move(x), std::move(y)};
+}
+
 /// Overlap off and on, alternating rounds of `reps` steps so that both see the same load.
 template <class Model, class MakeOpt>
 void bench_overlap(const dist::environment& env, const char* name, Model& model, MakeOpt make_opt, std::size_t batch,
                    xgrad::shape_t sample, int reps) {
     if (env.size() < 2) return;
-    xgrad::rng g(1 + static_cast<std::uint64_t>(env.rank()));
-    sample.insert(sample.begin(), batch);
-    const auto x = xgrad::randn<float>(sample, g);
-    auto y = xgrad::tensor<std::int64_t>::uninitialized({batch});
-    for (std::size_t i = 0; i < batch; ++i) y(i) = static_cast<std::int64_t>(g.below(10));
+    const auto data = rank_batch(env, batch, std::move(sample));
+    const auto& x = data.first;
+    const auto& y = data.second;
     auto loss = [](auto&& out, const xgrad::tensor<std::int64_t>& t) { return xgrad::cross_entropy(out, t); };
     for (std::size_t bucket : {std::size_t{25} << 20, std::size_t{64} << 10}) {
         std::vector<double> a_tot, a_bwd, a_stp, o_tot, o_bwd, o_stp;
@@ -182,11 +192,9 @@ void bench_overlap(const dist::environment& env, const char* name, Model& model,
 template <class Model, class MakeOpt>
 void bench_step(const dist::environment& env, const char* name, Model& model, MakeOpt make_opt, std::size_t batch,
                 xgrad::shape_t sample, int reps) {
-    xgrad::rng g(1 + static_cast<std::uint64_t>(env.rank()));
-    sample.insert(sample.begin(), batch);
-    const auto x = xgrad::randn<float>(sample, g);
-    auto y = xgrad::tensor<std::int64_t>::uninitialized({batch});
-    for (std::size_t i = 0; i < batch; ++i) y(i) = static_cast<std::int64_t>(g.below(10));
+    const auto data = rank_batch(env, batch, std::move(sample));
+    const auto& x = data.first;
+    const auto& y = data.second;
     auto loss = [](auto&& out, const xgrad::tensor<std::int64_t>& t) { return xgrad::cross_entropy(out, t); };
     auto local = make_opt(model.parameters());
     const double plain = step_time(model, local, loss, x, y, reps);
