@@ -303,6 +303,15 @@ private:
     /// classes than lanes and no class weights (their loads would read past the weights).
     bool short_lines(std::size_t classes) const { return classes < simd_t<T>::size && !weighted; }
 
+    /// run(line) with the line walker the CPU driver uses for `classes` values.
+    template <class F>
+    void with_line(std::size_t classes, F&& run) const {
+        if (short_lines(classes))
+            run(short_line<T>{classes});
+        else
+            run(contiguous_line<T>{classes});
+    }
+
     /// The class line of one sample as contiguous values (copied into buf when strided, or
     /// when buf is a padded short line).
     static const T* gather(const T* p, std::size_t classes, std::size_t inner, std::vector<T>& buf) {
@@ -353,10 +362,7 @@ tensor<T> class_loss_impl<T, FromLogits, D>::forward(const tensor<T>& x) const {
             out.data()[i] = class_loss_sample<FromLogits>(line, z, i, a);
         });
     };
-    if (short_lines(classes))
-        run(short_line<T>{classes});
-    else
-        run(contiguous_line<T>{classes});
+    with_line(classes, run);
     return out;
 }
 
@@ -382,10 +388,7 @@ void class_loss_impl<T, FromLogits, D>::backward(const tensor<T>& g, const tenso
                 for (std::size_t c = 0; c < classes; ++c) d[c * inner] = dz[c];
         });
     };
-    if (short_lines(classes))
-        run(short_line<T>{classes});
-    else
-        run(contiguous_line<T>{classes});
+    with_line(classes, run);
 }
 // cross_entropy on float CPU tensors, compiled once in xgrad_precompiled (core/config.hpp)
 XGRAD_INSTANCE(shape_t class_loss_impl<float, true>::output_shape(const shape_t&) const)
