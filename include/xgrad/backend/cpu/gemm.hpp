@@ -414,11 +414,12 @@ void builtin_gemm_block(bool ta, bool tb, std::size_t m0, std::size_t m1, std::s
 ///
 /// Which side is split: each thread packs all of the operand the split does not cut, so the
 /// longer side of C is split and the smaller operand is the one packed twice. On a tie, a
-/// transposed B (`b_is_weight`, set by gemm for every op(B) = B^T, above all linear's
-/// {N, K} weight in y = x W^T) is cut by rows: each core then reads only its own rows of it. Split the other way, both cores read (and
-/// cache) all of it, and the optimizer's update, which splits the weight by rows as well, has
-/// to take every line it writes back from the other core's cache first (measured: the SGD
-/// update of a 256 x 784 weight at 2 threads, 125 -> 35 us).
+/// transposed B (`b_is_weight`, set by gemm for every op(B) = B^T, above all linear's {N, K}
+/// weight in y = x W^T) is cut by rows: each core then reads only its own rows of it. Split
+/// the other way, both cores read (and cache) all of it, and the optimizer's update, which
+/// splits the weight by rows as well, has to take every line it writes back from the other
+/// core's cache first (measured: the SGD update of a 256 x 784 weight at 2 threads,
+/// 125 -> 35 us).
 template <class F>
 void gemm_slabs(std::size_t M, std::size_t N, std::size_t K, std::size_t nt, std::size_t unit_m, std::size_t unit_n,
                 const F& slab, bool b_is_weight = false) {
