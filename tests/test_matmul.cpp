@@ -185,6 +185,63 @@ BOOST_AUTO_TEST_CASE(linear_and_fused_epilogue_gradients) {
     }
 }
 
+// A parameter operand of a barrier op gets its gradient written by the op's kernel straight into
+// its gradient buffer when that is logically zero; every other case (a second pass without
+// zero_grad, the parameter twice among one op's operands, or also used elsewhere) adds. The
+// references take the same products through an expression operand (`w * 1.0`), which goes the
+// ordinary way: a buffer of its own, then pushed into the parameter.
+BOOST_AUTO_TEST_CASE(parameter_gradients_written_in_place_equal_the_pushed_ones) {
+    rng g(11);
+    auto x = randn<double>({6, 5}, g);
+    auto W = param(randn<double>({4, 5}, g)), b = param(randn<double>({4}, g));
+    auto S = param(randn<double>({5, 5}, g));
+    auto grad_via_expression = [&](auto&& f, const parameter<double>& p) {
+        auto q = param(p.value().contiguous());
+        auto v = q * 1.0;
+        backward(sum(f(v) * f(v)));
+        return q.grad().to_vector();
+    };
+    // one linear layer: the weight's buffer is written where it is, and the values agree
+    const double* before = W.grad().data();
+    backward(sum(square(linear(x, W, b, activation::tanh))));
+    BOOST_TEST(W.grad().data() == before);
+    const auto once = W.grad().to_vector();
+    const auto expected = grad_via_expression([&](auto& w) { return linear(x, w, b, activation::tanh); }, W);
+    BOOST_TEST(once == expected, boost::test_tools::per_element());
+    // a second pass without zero_grad adds onto the first
+    backward(sum(square(linear(x, W, b, activation::tanh))));
+    for (std::size_t i = 0; i < once.size(); ++i) BOOST_TEST(W.grad().data()[i] == 2 * once[i]);
+    // the same parameter as both operands of one product: d sum((S S)^2) / dS = G S^T + S^T G
+    S.zero_grad();
+    backward(sum(square(matmul(S, S))));
+    {
+        auto q = param(S.value().contiguous());
+        auto v1 = q * 1.0, v2 = q * 1.0;
+        backward(sum(square(matmul(v1, v2))));
+        BOOST_TEST(S.grad().to_vector() == q.grad().to_vector(), boost::test_tools::tolerance(1e-12) << boost::test_tools::per_element());
+    }
+    // a weight shared by two layers: both contributions
+    W.zero_grad();
+    backward(sum(linear(tanh(linear(x, S)), W) + linear(x, W)));
+    {
+        auto q = param(W.value().contiguous());
+        auto v1 = q * 1.0, v2 = q * 1.0;
+        backward(sum(linear(tanh(linear(x, S)), v1) + linear(x, v2)));
+        BOOST_TEST(W.grad().to_vector() == q.grad().to_vector(), boost::test_tools::tolerance(1e-12) << boost::test_tools::per_element());
+    }
+    // a frozen weight gets nothing, and the input's gradient is unchanged by freezing it
+    auto xp = param(x.contiguous());
+    W.zero_grad();
+    W.requires_grad(false);
+    backward(sum(square(linear(xp, W, b))));
+    for (double v : W.grad().to_vector()) BOOST_TEST(v == 0.0);
+    const auto dx_frozen = xp.grad().to_vector();
+    W.requires_grad(true);
+    xp.zero_grad();
+    backward(sum(square(linear(xp, W, b))));
+    BOOST_TEST(xp.grad().to_vector() == dx_frozen, boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(expression_forms_build_one_fused_node) {
     using P = parameter<double>;
     using pn = param_node<double>;

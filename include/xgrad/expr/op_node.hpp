@@ -20,6 +20,7 @@
 #include <array>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "device_engine.hpp"
 #include "node.hpp"
@@ -139,14 +140,21 @@ struct op_node : expression_base {
             const saved& s = run_forward();
             std::array<tensor_type, arity> grads;
             std::array<tensor_type*, arity> ptrs{};
-            constexpr std::array<bool, arity> wants{E::has_grad...};
-            for (std::size_t i = 0; i < arity; ++i)
-                if (wants[i]) {
-                    grads[i] = tensor_type::uninitialized(s.inputs[i].shape());
-                    ptrs[i] = &grads[i];
-                }
-            detail::device_kernels<Impl, D>::backward(impl, g.contiguous(), s.out, s.inputs, ptrs);
-            push_all(grads, std::index_sequence_for<E...>{});
+            direct_grads direct{};
+            [&]<std::size_t... I>(std::index_sequence<I...>) {
+                (gradient_target<I>(s, grads, ptrs, direct), ...);
+            }(std::index_sequence_for<E...>{});
+            try {
+                detail::device_kernels<Impl, D>::backward(impl, g.contiguous(), s.out, s.inputs, ptrs);
+            } catch (...) {
+                for (auto* st : direct)
+                    if (st) st->zero_grad();  // logically zero again, as before the pass
+                throw;
+            }
+            settle_direct(grads, direct);
+            std::array<bool, arity> push{};
+            for (std::size_t i = 0; i < arity; ++i) push[i] = ptrs[i] && !direct[i];
+            push_all(grads, push, std::index_sequence_for<E...>{});
         }
     }
 
@@ -160,14 +168,65 @@ struct op_node : expression_base {
     }
 
 private:
+    /// The parameters whose gradient the kernel writes in place (null elsewhere).
+    using direct_grads = std::array<detail::grad_state<T, D>*, arity>;
+
+    /// Where the kernel writes the gradient of operand I. A parameter operand whose gradient is
+    /// logically zero gets a handle on its own gradient buffer: the kernel's result then is the
+    /// gradient, with no buffer in between and no pass copying it over (for a linear layer's
+    /// weight, one write of the whole weight's size less per step). The parameter is claimed
+    /// before the kernel runs, so a second occurrence of it among the operands (matmul(w, w))
+    /// gets a buffer of its own and is added afterwards. A frozen parameter gets nothing: no
+    /// gradient is computed for it.
+    template <std::size_t I>
+    void gradient_target(const saved& s, std::array<tensor_type, arity>& grads, std::array<tensor_type*, arity>& ptrs,
+                         direct_grads& direct) const {
+        using Ei = std::tuple_element_t<I, std::tuple<E...>>;
+        if constexpr (Ei::has_grad) {
+            if constexpr (detail::is_param_node<Ei>::value) {
+                detail::grad_state<T, D>& st = std::get<I>(args).p.state();
+                if (!st.requires_grad) return;
+                if (st.grad_zero && st.grad_storage.shape() == s.inputs[I].shape()) {
+                    st.grad_zero = false;
+                    st.zero_filled = false;
+                    grads[I] = st.grad_storage;  // a second handle on the same memory
+                    ptrs[I] = &grads[I];
+                    direct[I] = &st;
+                    return;
+                }
+            }
+            grads[I] = tensor_type::uninitialized(s.inputs[I].shape());
+            ptrs[I] = &grads[I];
+        }
+    }
+
+    /// After the kernel: a direct gradient the kernel wrote in place is final (reported to a
+    /// listening gradient_observer like a loop's write); one whose handle the kernel replaced
+    /// by another tensor (a kernel may hand back a buffer of its own) goes the ordinary way.
+    void settle_direct(const std::array<tensor_type, arity>& grads, direct_grads& direct) const {
+        std::vector<const void*> written;
+        for (std::size_t i = 0; i < arity; ++i) {
+            detail::grad_state<T, D>* st = direct[i];
+            if (!st) continue;
+            if (grads[i].data() == st->grad_storage.data() && grads[i].shape() == st->grad_storage.shape()) {
+                if (detail::active_gradient_observer()) written.push_back(st);
+            } else {
+                st->zero_grad();
+                direct[i] = nullptr;
+            }
+        }
+        if (!written.empty()) detail::report_accumulated(written);
+    }
+
     // Parameter operands first: their gradients are then complete before the walk descends
     // into the other operands' subgraphs, so gradient-ready hooks (autodiff/hooks.hpp) fire
     // for a layer's weights before the layers below run their backward.
     template <std::size_t... I>
-    void push_all(const std::array<tensor_type, arity>& grads, std::index_sequence<I...>) const {
+    void push_all(const std::array<tensor_type, arity>& grads, const std::array<bool, arity>& push,
+                  std::index_sequence<I...>) const {
         constexpr std::array<bool, arity> is_param{detail::is_param_node<E>::value...};
         for (const bool params : {true, false})
-            ((is_param[I] == params ? detail::push_grad(std::get<I>(args), grads[I]) : void()), ...);
+            ((is_param[I] == params && push[I] ? detail::push_grad(std::get<I>(args), grads[I]) : void()), ...);
     }
 };
 
