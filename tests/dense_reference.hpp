@@ -88,10 +88,12 @@ void check_gradients(const std::string& what, F&& f, const std::vector<xgrad::pa
 inline std::vector<xgrad::gemm_backend> gemm_backends() {
     std::vector<xgrad::gemm_backend> v;
     if (xgrad::have_blas()) v.push_back(xgrad::gemm_backend::blas);
-    v.push_back(xgrad::gemm_backend::builtin);
+    v.push_back(xgrad::gemm_backend::builtin);  // automatic runs one of the two per product
     return v;
 }
-inline const char* backend_name(xgrad::gemm_backend b) { return b == xgrad::gemm_backend::blas ? "blas" : "builtin"; }
+inline const char* backend_name(xgrad::gemm_backend b) {
+    return b == xgrad::gemm_backend::blas ? "blas" : b == xgrad::gemm_backend::builtin ? "builtin" : "automatic";
+}
 
 /// Restores the GEMM backend and thread count when a test case ends.
 struct settings_guard {

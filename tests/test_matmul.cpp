@@ -347,8 +347,41 @@ BOOST_AUTO_TEST_CASE(gemm_backend_selection) {
     } else {
         BOOST_CHECK_THROW(set_gemm_backend(gemm_backend::blas), value_error);
     }
+    if (have_blas()) {
+        set_gemm_backend(gemm_backend::automatic);
+        BOOST_TEST((get_gemm_backend() == gemm_backend::automatic));
+    } else {
+        BOOST_CHECK_THROW(set_gemm_backend(gemm_backend::automatic), value_error);
+    }
     set_gemm_backend(gemm_backend::builtin);
     BOOST_TEST((get_gemm_backend() == gemm_backend::builtin));
+}
+
+// gemm_backend::automatic runs a product with a side shorter than gemm_small_side on the CBLAS
+// and any other on the built-in GEMM: its results equal the chosen one's to the bit.
+BOOST_AUTO_TEST_CASE(automatic_gemm_picks_per_product) {
+    if (!have_blas()) return;
+    dense_test::settings_guard guard;
+    rng g(5);
+    struct dims { std::size_t M, N, K; bool small; };
+    for (const dims d : {dims{32, 9, 676, true}, dims{64, 1600, 10, true}, dims{10, 128, 256, true},
+                         dims{48, 40, 33, false}, dims{256, 128, 96, false}}) {
+        BOOST_TEST_CONTEXT(d.M << " x " << d.N << " x " << d.K) {
+            BOOST_TEST(d.small == (d.M < gemm_small_side || d.N < gemm_small_side || d.K < gemm_small_side));
+            auto a = randn<float>({d.M, d.K}, g), b = randn<float>({d.N, d.K}, g);
+            auto product = [&](gemm_backend be) {
+                set_gemm_backend(be);
+                return eval(linear(a, b)).to_vector();
+            };
+            const auto blas = product(gemm_backend::blas), builtin = product(gemm_backend::builtin);
+            const auto automatic = product(gemm_backend::automatic);
+            BOOST_TEST(automatic == (d.small ? blas : builtin), boost::test_tools::per_element());
+            // the two differ somewhere (else this would not tell them apart)
+            bool differ = false;
+            for (std::size_t i = 0; i < blas.size(); ++i) differ = differ || blas[i] != builtin[i];
+            BOOST_TEST(differ);
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(default_gemm_backend_follows_xgrad_gemm_and_the_blas_kernels) {
@@ -358,14 +391,17 @@ BOOST_AUTO_TEST_CASE(default_gemm_backend_follows_xgrad_gemm_and_the_blas_kernel
     BOOST_TEST((detail::default_gemm_backend() == gemm_backend::builtin));
     ::setenv("XGRAD_GEMM", "blas", 1);
     BOOST_TEST((detail::default_gemm_backend() == (have_blas() ? gemm_backend::blas : gemm_backend::builtin)));
+    ::setenv("XGRAD_GEMM", "auto", 1);
+    BOOST_TEST((detail::default_gemm_backend() == (have_blas() ? gemm_backend::automatic : gemm_backend::builtin)));
     ::unsetenv("XGRAD_GEMM");
-    // without the variable: the CBLAS unless its kernels are older than the CPU's (OpenBLAS on a
-    // CPU model it does not know falls back to SSE3 kernels), the built-in GEMM without a CBLAS
+    // without the variable: per product (CBLAS for short sides, built-in for the rest) unless the
+    // CBLAS kernels are older than the CPU's (OpenBLAS on a CPU model it does not know falls back
+    // to SSE3 kernels), the built-in GEMM without a CBLAS
     const bool blas_ok = have_blas() && !detail::blas_kernels_lag_the_cpu();
-    BOOST_TEST((detail::default_gemm_backend() == (blas_ok ? gemm_backend::blas : gemm_backend::builtin)));
+    BOOST_TEST((detail::default_gemm_backend() == (blas_ok ? gemm_backend::automatic : gemm_backend::builtin)));
 #if defined(XGRAD_HAVE_CBLAS) && defined(OPENBLAS_VERSION)
     BOOST_TEST_MESSAGE("OpenBLAS kernels: " << openblas_get_corename() << ", default GEMM: "
-                                            << (blas_ok ? "blas" : "builtin"));
+                                            << (blas_ok ? "automatic" : "builtin"));
 #endif
     if (old) ::setenv("XGRAD_GEMM", saved.c_str(), 1);
 }
