@@ -169,7 +169,8 @@ struct dense_op {
             T* db = gi[1]->data();
             if (!g.b_batched) {  // dB sums over every row of a: one GEMM with M' = batches * M
                 if constexpr (TransB)
-                    gemm<T>(true, false, N, K, nb * M, T(1), G, N, a.data(), K, T(0), db, K);   // dW = G^T a
+                    gemm<T>(true, false, N, K, nb * M, T(1), G, N, a.data(), K, T(0), db, K, no_epilogue{},
+                            true);  // dW = G^T a, cut by rows across threads like the update
                 else
                     gemm<T>(true, false, K, N, nb * M, T(1), a.data(), K, G, N, T(0), db, N);   // dB = a^T G
             } else {
