@@ -50,6 +50,14 @@ struct grad_state {
         grad_zero = true;
         zero_filled = false;
     }
+    /// When the gradient is logically zero: marks it written (the caller writes it whole, no
+    /// read and add) and returns true; else returns false and changes nothing.
+    bool claim_write() {
+        if (!grad_zero) return false;
+        grad_zero = false;
+        zero_filled = false;
+        return true;
+    }
 };
 
 /// How one pass writes the gradient of `s` at a leaf occurrence that owns one gradient element
@@ -59,14 +67,9 @@ struct grad_state {
 template <class State>
 bool claim_gradient(std::vector<const void*>& claimed, State& s) {
     const bool first = std::find(claimed.begin(), claimed.end(), &s) == claimed.end();
-    const bool assign = first && s.grad_zero;
+    const bool assign = first && s.claim_write();
     if (first) claimed.push_back(&s);
-    if (assign) {
-        s.grad_zero = false;
-        s.zero_filled = false;
-    } else {
-        s.grad_for_accumulate();
-    }
+    if (!assign) s.grad_for_accumulate();
     return assign;
 }
 

@@ -186,9 +186,7 @@ private:
             if constexpr (detail::is_param_node<Ei>::value) {
                 detail::grad_state<T, D>& st = std::get<I>(args).p.state();
                 if (!st.requires_grad) return;
-                if (st.grad_zero && st.grad_storage.shape() == s.inputs[I].shape()) {
-                    st.grad_zero = false;
-                    st.zero_filled = false;
+                if (st.grad_storage.shape() == s.inputs[I].shape() && st.claim_write()) {
                     grads[I] = st.grad_storage;  // a second handle on the same memory
                     ptrs[I] = &grads[I];
                     direct[I] = &st;

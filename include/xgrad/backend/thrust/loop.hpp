@@ -152,13 +152,8 @@ public:
         return grads_.complete(
             device_grad_leaf_kernel<T>{input(s.value), {}, false}, s, want_grad_, shape_,
             [&] {  // a broadcast leaf sums into partial copies
-                const bool assign = s.grad_zero;
-                if (assign) {
-                    s.grad_zero = false;
-                    s.zero_filled = false;
-                } else {
-                    s.grad_for_accumulate();
-                }
+                const bool assign = s.claim_write();
+                if (!assign) s.grad_for_accumulate();
                 const auto p = partial_output<combine::plus>(s.grad_storage, assign);
                 return grad_operand<T>{nullptr, p.at, kind::partial, p.chunk, p.copy_size, p.scratch};
             },
