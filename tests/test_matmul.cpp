@@ -77,9 +77,13 @@ BOOST_AUTO_TEST_CASE(gemm_kernels_match_naive_product) {
     // sizes straddle the built-in GEMM's register and cache blocks (MR 8, MC 96, KC 256)
     // {100, 70, 300} and {20, 300, 400} are split over 2 threads along M and along N; {48, 48, 300}
     // is a tie (split along N when B is transposed); {40, 80, 100} and {9, 97, 513} end in a
-    // panel at most one SIMD vector wide (the narrow edge kernel), on one thread and on two
-    const std::size_t sizes[][3] = {{1, 1, 1}, {7, 33, 5}, {100, 70, 300}, {9, 97, 513}, {131, 17, 20}, {4, 6, 0},
-                                    {20, 300, 400}, {48, 48, 300}, {40, 80, 100}};
+    // panel at most one SIMD vector wide (the narrow edge kernel), on one thread and on two.
+    // Where B is not transposed and its rows start on cache lines (N a multiple of 16 floats
+    // or 8 doubles: 48, 80, 784), whole panels are read in place and only the last, narrower
+    // one is packed; {37, 784, 300} has that over two K blocks with a partial row tile.
+    const std::size_t sizes[][3] = {{1, 1, 1},      {7, 33, 5},     {100, 70, 300}, {9, 97, 513},
+                                    {131, 17, 20},  {4, 6, 0},      {20, 300, 400}, {48, 48, 300},
+                                    {40, 80, 100},  {37, 784, 300}};
     for (auto be : dense_test::gemm_backends())
         for (std::size_t threads : {1, 2}) {
             set_gemm_backend(be);

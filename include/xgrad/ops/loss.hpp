@@ -279,15 +279,19 @@ struct class_loss_impl {
     }
 
     /// Calls f(offset of the sample's first class score, stride between its classes, a scratch
-    /// line of C values, sample index) for every sample, split across threads. A class score
-    /// costs an exp and more (~10 ns, about 32 elements of a streaming loop): 256 samples of
-    /// 10 classes take ~25 us forward and ~45 us backward, worth a second thread.
+    /// line of C values, sample index, values from that offset to the end of the thread's
+    /// samples) for every sample, split across threads. A class score costs an exp and more,
+    /// about 16 elements of a streaming loop: 256 samples of 10 classes take ~7 us forward and
+    /// ~11 us backward on one AVX-512 core, worth a second thread.
     template <class F>
     void for_samples(const shape_t& s, F&& f) const {
         const std::size_t n = s[0], classes = s[1], inner = labels.size() / (n ? n : 1);
-        parallel_rows(labels.size(), classes * 32, [&](std::size_t b, std::size_t e) {
+        parallel_rows(labels.size(), classes * 16, [&](std::size_t b, std::size_t e) {
             std::vector<T> line(short_lines(classes) ? simd_t<T>::size : inner == 1 ? 0 : classes, T(0));
-            for (std::size_t i = b; i < e; ++i) f(i / inner * classes * inner + i % inner, inner, line, i);
+            for (std::size_t i = b; i < e; ++i) {
+                const std::size_t first = i / inner * classes * inner + i % inner;
+                f(first, inner, line, i, inner == 1 ? e * classes - first : 0);
+            }
         });
     }
 
@@ -312,10 +316,20 @@ private:
             run(contiguous_line<T>{classes});
     }
 
-    /// The class line of one sample as contiguous values (copied into buf when strided, or
-    /// when buf is a padded short line).
-    static const T* gather(const T* p, std::size_t classes, std::size_t inner, std::vector<T>& buf) {
-        if (inner == 1 && buf.size() <= classes) return p;
+    /// Whether a sample's class line can be used where it lies: contiguous, and when buf is a
+    /// padded short line, with buf.size() values of the thread's own samples from its start
+    /// (`room`). The lanes past the line then read the next sample's scores, which the short
+    /// line leaves out of max and sums, and backward's writes there are overwritten when the
+    /// next sample runs. Copying each line into buf instead cost a store-to-load stall per sample
+    /// (ten scalar stores read back as one vector): 2.5x the time of cross_entropy over 10 classes.
+    static bool in_place(std::size_t classes, std::size_t inner, const std::vector<T>& buf, std::size_t room) {
+        return inner == 1 && (buf.size() <= classes || room >= buf.size());
+    }
+
+    /// The class line of one sample as contiguous values (copied into buf unless in_place).
+    static const T* gather(const T* p, std::size_t classes, std::size_t inner, std::vector<T>& buf,
+                           std::size_t room) {
+        if (in_place(classes, inner, buf, room)) return p;
         for (std::size_t c = 0; c < classes; ++c) buf[c] = p[c * inner];
         return buf.data();
     }
@@ -357,8 +371,8 @@ tensor<T> class_loss_impl<T, FromLogits, D>::forward(const tensor<T>& x) const {
     auto out = tensor<T>::uninitialized(labels.shape());
     const class_loss_args<T> a = args(s);
     auto run = [&](auto line) {
-        for_samples(s, [&](std::size_t first, std::size_t inner, std::vector<T>& buf, std::size_t i) {
-            const T* z = labels.data()[i] == ignore_index ? nullptr : gather(x.data() + first, classes, inner, buf);
+        for_samples(s, [&](std::size_t first, std::size_t inner, std::vector<T>& buf, std::size_t i, std::size_t room) {
+            const T* z = labels.data()[i] == ignore_index ? nullptr : gather(x.data() + first, classes, inner, buf, room);
             out.data()[i] = class_loss_sample<FromLogits>(line, z, i, a);
         });
     };
@@ -377,11 +391,11 @@ void class_loss_impl<T, FromLogits, D>::backward(const tensor<T>& g, const tenso
     const class_loss_args<T> a = args(s);
     T* dx = grad[0]->data();
     auto run = [&](auto line) {
-        for_samples(s, [&](std::size_t first, std::size_t inner, std::vector<T>& buf, std::size_t i) {
+        for_samples(s, [&](std::size_t first, std::size_t inner, std::vector<T>& buf, std::size_t i, std::size_t room) {
             T* d = dx + first;
             const bool counted = labels.data()[i] != ignore_index;
-            const T* z = FromLogits && counted ? gather(x.data() + first, classes, inner, buf) : nullptr;
-            const bool direct = buf.empty();  // else dz goes through buf (strided or padded)
+            const T* z = FromLogits && counted ? gather(x.data() + first, classes, inner, buf, room) : nullptr;
+            const bool direct = in_place(classes, inner, buf, room);  // else dz goes through buf
             T* dz = direct ? d : buf.data();  // buf holds z; overwriting it in place is fine
             class_loss_sample_backward<FromLogits>(line, z, dz, i, g.data()[i], a);
             if (!direct)

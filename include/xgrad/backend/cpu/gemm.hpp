@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -295,23 +296,24 @@ void pack_b(const T* b, std::size_t ldb, bool tb, std::size_t k0, std::size_t kc
 }
 
 /// The register-blocked core of the micro-kernels: acc[r][v] = sum over k < kc of
-/// a_at(r, k) * (vector v of step k of the packed panel b, NV vectors per step). a_at reads
-/// A's element of tile row r at step k, so a packed (k-major) A and an A read in place share it.
-/// NR is the width of a packed B step (NV vectors, or more: a narrow tile reads the first
-/// NV vectors of a wider panel).
-template <class T, std::size_t MR, std::size_t NV, class AAt, std::size_t NR = NV * simd_t<T>::size>
-XGRAD_INLINE void tile_product(std::size_t kc, const AAt& a_at, const T* b, simd_t<T> (&acc)[MR][NV]) {
+/// a_at(r, k) * (vector v of step k of the panel b, NV vectors per step). a_at reads A's
+/// element of tile row r at step k, so a packed (k-major) A and an A read in place share it.
+/// Step k of the panel starts at b + k * bs: bs is the width of a packed B step (NV vectors,
+/// or more: a narrow tile reads the first NV vectors of a wider panel), or B's leading
+/// dimension when B is read in place.
+template <class T, std::size_t MR, std::size_t NV, class AAt>
+XGRAD_INLINE void tile_product(std::size_t kc, const AAt& a_at, const T* b, simd_t<T> (&acc)[MR][NV],
+                               std::size_t bs = NV * simd_t<T>::size) {
     using B = simd_t<T>;
     constexpr std::size_t W = B::size;
-    static_assert(NR >= NV * W, "tile_product: the packed step is narrower than the tile");
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < MR; ++r)
 #pragma GCC unroll 4
         for (std::size_t v = 0; v < NV; ++v) acc[r][v] = B(T(0));
-    for (std::size_t k = 0; k < kc; ++k) {
+    for (std::size_t k = 0; k < kc; ++k, b += bs) {
         B bv[NV];
 #pragma GCC unroll 4
-        for (std::size_t v = 0; v < NV; ++v) bv[v] = B::load_aligned(b + k * NR + v * W);
+        for (std::size_t v = 0; v < NV; ++v) bv[v] = B::load_aligned(b + v * W);
 #pragma GCC unroll 16
         for (std::size_t r = 0; r < MR; ++r) {
             const B av(a_at(r, k));
@@ -321,17 +323,18 @@ XGRAD_INLINE void tile_product(std::size_t kc, const AAt& a_at, const T* b, simd
     }
 }
 
-/// The MR x NR micro-kernel over packed panels: c = alpha * a_panel * b_panel + beta * c
-/// (beta == 0 never reads c, so c may hold garbage or NaN).
+/// The MR x NR micro-kernel over a packed A panel and a B panel whose steps lie bs apart:
+/// c = alpha * a_panel * b_panel + beta * c (beta == 0 never reads c, so c may hold garbage
+/// or NaN).
 template <class T>
-XGRAD_INLINE void micro_kernel(std::size_t kc, const T* a, const T* b, T* c,
+XGRAD_INLINE void micro_kernel(std::size_t kc, const T* a, const T* b, std::size_t bs, T* c,
                                std::size_t ldc, T alpha, T beta) {
     using B = simd_t<T>;
     using blk = gemm_blocking<T>;
     constexpr std::size_t MR = blk::MR, NV = blk::NV, W = blk::W;
     B acc[MR][NV];
     tile_product<T>(kc, [a](std::size_t r, std::size_t k) { return a[k * MR + r]; },
-                    b, acc);
+                    b, acc, bs);
     const B va(alpha), vb(beta);
 #pragma GCC unroll 16
     for (std::size_t r = 0; r < MR; ++r)
@@ -347,8 +350,8 @@ XGRAD_INLINE void micro_kernel(std::size_t kc, const T* a, const T* b, T* c,
 /// A tile at most one SIMD vector wide (784 = 24 * 32 + 16 columns; 10 classes) multiplies
 /// only the first vector of each packed step: half the work of the full-width kernel.
 template <class T>
-void edge_kernel(std::size_t kc, const T* a, const T* b, T* c, std::size_t ldc, std::size_t mr, std::size_t nr,
-                 T alpha, T beta) {
+void edge_kernel(std::size_t kc, const T* a, const T* b, std::size_t bs, T* c, std::size_t ldc, std::size_t mr,
+                 std::size_t nr, T alpha, T beta) {
     using blk = gemm_blocking<T>;
     constexpr std::size_t MR = blk::MR, NR = blk::NR, W = blk::W;
     alignas(alignment) T tile[MR * NR];
@@ -356,11 +359,11 @@ void edge_kernel(std::size_t kc, const T* a, const T* b, T* c, std::size_t ldc, 
         using V = simd_t<T>;
         V acc[MR][1];
         const auto a_at = [a](std::size_t r, std::size_t k) { return a[k * MR + r]; };
-        tile_product<T, MR, 1, decltype(a_at), NR>(kc, a_at, b, acc);
+        tile_product<T, MR, 1>(kc, a_at, b, acc, bs);
 #pragma GCC unroll 16
         for (std::size_t r = 0; r < MR; ++r) acc[r][0].store_aligned(tile + r * NR);
     } else {
-        micro_kernel<T>(kc, a, b, tile, NR, T(1), T(0));
+        micro_kernel<T>(kc, a, b, bs, tile, NR, T(1), T(0));
     }
     for (std::size_t r = 0; r < mr; ++r)
         for (std::size_t j = 0; j < nr; ++j) {
@@ -384,30 +387,45 @@ void builtin_gemm_block(bool ta, bool tb, std::size_t m0, std::size_t m1, std::s
         epi(m0, m1, n0, n1);
         return;
     }
+    // An op(B) = B whose rows start on cache lines is read where it lies: step k of a whole
+    // NR-column panel is NR contiguous values of row k, so packing would only copy it. Only a
+    // narrower last panel is packed (its zero padding keeps the kernel inside B's rows). For
+    // linear's weight gradient dW = G^T x this skips copying x (256 x 784 floats: 22 us per
+    // thread on an AMD EPYC, where every thread of a split by rows packed all of it).
+    const bool b_in_place = !tb && reinterpret_cast<std::uintptr_t>(b) % alignment == 0 &&
+                            ldb * sizeof(T) % alignment == 0;
     thread_local aligned_vector<T> abuf, bbuf;
-    abuf.resize(MC * KC);
-    bbuf.resize(std::min(NC, (n1 - n0 + NR - 1) / NR * NR) * KC);
+    // grown, never shrunk: resizing up again would zero the new part on every call
+    if (abuf.size() < MC * KC) abuf.resize(MC * KC);
+    const std::size_t b_need = b_in_place ? NR * KC : std::min(NC, (n1 - n0 + NR - 1) / NR * NR) * KC;
+    if (bbuf.size() < b_need) bbuf.resize(b_need);
     for (std::size_t jc = n0; jc < n1; jc += NC) {
         const std::size_t nc = std::min(NC, n1 - jc);
+        const std::size_t nc_whole = nc / NR * NR;
         for (std::size_t pc = 0; pc < K; pc += KC) {
             const std::size_t kc = std::min(KC, K - pc);
             const T beta_k = pc == 0 ? beta : T(1);  // later K blocks accumulate
             const bool last_k = pc + kc == K;
-            pack_b(b, ldb, tb, pc, kc, jc, nc, bbuf.data());
+            if (!b_in_place)
+                pack_b(b, ldb, tb, pc, kc, jc, nc, bbuf.data());
+            else if (nc_whole < nc)
+                pack_b(b, ldb, tb, pc, kc, jc + nc_whole, nc - nc_whole, bbuf.data());
             for (std::size_t ic = m0; ic < m1; ic += MC) {
                 const std::size_t mc = std::min(MC, m1 - ic);
                 pack_a(a, lda, ta, ic, mc, pc, kc, abuf.data());
                 for (std::size_t jr = 0; jr < nc; jr += NR) {
                     const std::size_t nr = std::min(NR, nc - jr);
-                    const T* bp = bbuf.data() + jr * kc;
+                    const bool direct = b_in_place && nr == NR;
+                    const T* bp = direct ? b + pc * ldb + jc + jr : bbuf.data() + (b_in_place ? 0 : jr * kc);
+                    const std::size_t bs = direct ? ldb : NR;
                     for (std::size_t ir = 0; ir < mc; ir += MR) {
                         const std::size_t mr = std::min(MR, mc - ir);
                         T* cp = c + (ic + ir) * ldc + jc + jr;
                         const T* ap = abuf.data() + ir * kc;
                         if (mr == MR && nr == NR)
-                            micro_kernel<T>(kc, ap, bp, cp, ldc, alpha, beta_k);
+                            micro_kernel<T>(kc, ap, bp, bs, cp, ldc, alpha, beta_k);
                         else
-                            edge_kernel<T>(kc, ap, bp, cp, ldc, mr, nr, alpha, beta_k);
+                            edge_kernel<T>(kc, ap, bp, bs, cp, ldc, mr, nr, alpha, beta_k);
                     }
                 }
                 if (last_k) epi(ic, ic + mc, jc, jc + nc);
