@@ -392,7 +392,7 @@ void builtin_gemm_block(bool ta, bool tb, std::size_t m0, std::size_t m1, std::s
     // narrower last panel is packed (its zero padding keeps the kernel inside B's rows). For
     // linear's weight gradient dW = G^T x this skips copying x (256 x 784 floats: 22 us per
     // thread on an AMD EPYC, where every thread of a split by rows packed all of it).
-    const bool b_in_place = !tb && reinterpret_cast<std::uintptr_t>(b) % alignment == 0 &&
+    const bool b_in_place = !tb && reinterpret_cast<std::uintptr_t>(b + n0) % alignment == 0 &&
                             ldb * sizeof(T) % alignment == 0;
     thread_local aligned_vector<T> abuf, bbuf;
     // grown, never shrunk: resizing up again would zero the new part on every call
